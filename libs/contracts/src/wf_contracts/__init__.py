@@ -1,0 +1,1 @@
+"""Shared, pure message types for every service: events, bus messages, subjects, the run fold."""

@@ -1,0 +1,1 @@
+"""CEL expressions and {{ }} templates, compiled once and cached."""

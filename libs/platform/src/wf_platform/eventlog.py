@@ -1,0 +1,124 @@
+"""Postgres adapter for the event log: append with an expected version, read a stream, read all.
+
+Projections that must be readable right after a write (read-your-writes for the REST API) are
+written in the same transaction as the append, before it; wf_append takes the global head lock
+last, so that lock is held only for the insert and the commit.
+"""
+from datetime import datetime
+from typing import Awaitable, Callable, Sequence
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from wf_contracts import codec
+from wf_contracts.envelope import NewEvent, Recorded
+from wf_contracts.timefmt import iso_z
+
+from .chain import ChainRow
+
+ProjectFn = Callable[[psycopg.AsyncConnection, list[Recorded]], Awaitable[None]]
+
+_COLS = "seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id, recorded_at, hash"
+
+
+class ConcurrencyConflict(Exception):
+    """Someone else appended to the stream first: reload and decide again."""
+
+
+def _recorded(row: tuple) -> Recorded:
+    seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h = row
+    return Recorded(
+        id=id_, seq=seq, stream=stream, version=version, tenant=tenant, type=type_,
+        event=codec.decode_event(payload), actor=actor, causation_id=cause, correlation_id=corr,
+        recorded_at=at, hash=bytes(h).hex(),
+    )
+
+
+def chain_row(row: tuple) -> ChainRow:
+    seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h = row
+    return ChainRow(seq, id_, stream, version, tenant, type_, actor, cause, corr, at, payload, bytes(h))
+
+
+class EventLog:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def append(
+        self,
+        stream: str,
+        tenant: str,
+        expected_version: int,
+        items: Sequence[NewEvent],
+        now: datetime,
+        project: ProjectFn | None = None,
+    ) -> list[Recorded]:
+        if not items:
+            return []
+        pending: list[Recorded] = []
+        wire = []
+        for i, item in enumerate(items):
+            payload = codec.encode_event(item.event)
+            tag = type(item.event).__struct_config__.tag
+            pending.append(
+                Recorded(
+                    id=item.id, seq=0, stream=stream, version=expected_version + i + 1, tenant=tenant,
+                    type=tag, event=item.event, actor=item.actor, causation_id=item.causation_id,
+                    correlation_id=item.correlation_id, recorded_at=now, hash="",
+                )
+            )
+            wire.append(
+                {
+                    "id": item.id, "type": tag, "payload": payload, "actor": item.actor,
+                    "causation_id": item.causation_id, "correlation_id": item.correlation_id,
+                    "recorded_at": iso_z(now),
+                }
+            )
+        try:
+            async with self.pool.connection() as conn:
+                async with conn.transaction():
+                    async with conn.pipeline():
+                        if project is not None:
+                            await project(conn, pending)
+                        cur = await conn.execute(
+                            "SELECT o_seq, o_hash FROM wf_append(%s, %s, %s, %s::jsonb)",
+                            (stream, expected_version, tenant, codec.encode(wire).decode()),
+                        )
+                        rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            if exc.sqlstate in ("WF409", "23505"):
+                raise ConcurrencyConflict(str(exc)) from exc
+            raise
+        return [
+            Recorded(**{**_asdict(p), "seq": seq, "hash": bytes(h).hex()})
+            for p, (seq, h) in zip(pending, rows)
+        ]
+
+    async def read_stream(self, stream: str, after_version: int = 0) -> list[Recorded]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLS} FROM events WHERE stream = %s AND version > %s ORDER BY version",
+                (stream, after_version),
+            )
+            return [_recorded(r) for r in await cur.fetchall()]
+
+    async def read_all(self, after_seq: int = 0, limit: int = 1000, stream: str | None = None) -> list[Recorded]:
+        async with self.pool.connection() as conn:
+            if stream is None:
+                cur = await conn.execute(
+                    f"SELECT {_COLS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, limit)
+                )
+            else:
+                cur = await conn.execute(
+                    f"SELECT {_COLS} FROM events WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (stream, after_seq, limit),
+                )
+            return [_recorded(r) for r in await cur.fetchall()]
+
+    async def head(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT seq FROM log_head WHERE id = 1")
+            return (await cur.fetchone())[0]
+
+
+def _asdict(r: Recorded) -> dict:
+    return {f: getattr(r, f) for f in r.__struct_fields__}

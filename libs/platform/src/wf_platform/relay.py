@@ -1,0 +1,167 @@
+"""Outbox relay: follows the event log in seq order and publishes each event to JetStream.
+
+Runs inside every gateway and orchestrator replica; a lease row makes one of them active at a
+time (the others stand by and take over when the lease lapses). The checkpoint is written only
+after NATS acknowledged the batch, so a crash anywhere re-publishes at most one batch, which
+JetStream drops by Nats-Msg-Id (the event id). Order per stream holds because one relay
+publishes in seq order and awaits the acks before moving on.
+"""
+import asyncio
+import logging
+
+import msgspec
+import psycopg
+from nats.js import JetStreamContext
+from psycopg_pool import AsyncConnectionPool
+
+from wf_contracts import codec, subjects
+
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+
+class _Wire(msgspec.Struct):
+    id: str
+    seq: int
+    stream: str
+    version: int
+    tenant: str
+    type: str
+    event: msgspec.Raw
+    actor: str
+    causation_id: str | None
+    correlation_id: str | None
+    recorded_at: str
+    hash: str
+
+
+class Relay:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        js: JetStreamContext,
+        dsn: str,
+        holder: str,
+        lease_seconds: float = 5.0,
+        batch: int = 500,
+    ) -> None:
+        self.pool, self.js, self.dsn, self.holder = pool, js, dsn, holder
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self.active = False
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    pos = await self._lease()
+                    if pos is None:
+                        self.active = False
+                        await _wait(stop, self.lease_seconds / 2)
+                        continue
+                    self.active = True
+                    n = await self._pump(pos)
+                    if n < self.batch:
+                        self._wake.clear()
+                        await _wait_any(stop, self._wake, 1.0)
+                except (psycopg.Error, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+                    if stop.is_set():
+                        break
+                    log.warning("relay error, retrying: %r", exc)
+                    await _wait(stop, 0.5)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await self._release()
+
+    async def _lease(self) -> int | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE relay_checkpoint SET holder = %s, lease_until = now() + make_interval(secs => %s)"
+                " WHERE name = 'nats' AND (holder IS NULL OR holder = %s OR lease_until < now())"
+                " RETURNING seq",
+                (self.holder, self.lease_seconds, self.holder),
+            )
+            row = await cur.fetchone()
+            return row[0] if row else None
+
+    async def _release(self) -> None:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute(
+                    "UPDATE relay_checkpoint SET holder = NULL, lease_until = NULL"
+                    " WHERE name = 'nats' AND holder = %s",
+                    (self.holder,),
+                )
+        except Exception:  # noqa: BLE001 - best effort at shutdown; the lease lapses anyway
+            pass
+
+    async def _pump(self, after: int) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, id, stream, version, tenant, type, payload, actor, causation_id,"
+                " correlation_id, recorded_at, hash FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, self.batch),
+            )
+            rows = await cur.fetchall()
+        if not rows:
+            metrics.RELAY_LAG.set(0)
+            return 0
+        futures = []
+        for seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h in rows:
+            body = codec.encode(
+                _Wire(id_, seq, stream, version, tenant, type_, msgspec.Raw(payload.encode()), actor,
+                      cause, corr, at.isoformat(), bytes(h).hex())
+            )
+            futures.append(
+                await self.js.publish_async(
+                    subjects.event_subject(stream, type_), body, headers={"Nats-Msg-Id": id_}
+                )
+            )
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+        last = rows[-1][0]
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE relay_checkpoint SET seq = %s WHERE name = 'nats' AND holder = %s AND seq < %s",
+                (last, self.holder, last),
+            )
+            head = await (await conn.execute("SELECT seq FROM log_head WHERE id = 1")).fetchone()
+        self.published += len(rows)
+        metrics.RELAY_PUBLISHED.inc(len(rows))
+        metrics.RELAY_LAG.set(max(0, head[0] - last))
+        return len(rows)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        # LISTEN wakes the relay at commit time instead of polling; a poll every second covers
+        # notifications lost while the connection was down.
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    await conn.execute("LISTEN wf_events")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.debug("relay listener reconnecting: %r", exc)
+                await _wait(stop, 1.0)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, other: asyncio.Event, seconds: float) -> None:
+    tasks = [asyncio.create_task(stop.wait()), asyncio.create_task(other.wait())]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

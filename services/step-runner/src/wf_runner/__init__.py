@@ -1,0 +1,1 @@
+"""Stateless step-runner: executes dispatched steps and replies with results."""
