@@ -72,15 +72,19 @@ def _step(state: RunState, step_id: str, **changes: Any) -> RunState:
 
 
 def evolve(state: RunState, rec: Recorded) -> RunState:
-    state = replace(state, version=rec.version, last_seq=rec.seq)
-    at = rec.recorded_at
-    match rec.event:
+    state = apply(state, rec.event, rec.recorded_at, rec.id, rec.tenant)
+    return replace(state, version=rec.version, last_seq=rec.seq)
+
+
+def apply(state: RunState, event: ev.Event, at: datetime, event_id: str, tenant: str = "") -> RunState:
+    """One event's effect on the state; evolve() adds the log position."""
+    match event:
         case ev.RunCreated() as e:
             steps = {s["id"]: StepState(step_id=s["id"]) for s in e.definition.get("steps", [])}
             return replace(
                 state,
                 run_id=e.run_id,
-                tenant=rec.tenant,
+                tenant=tenant,
                 workflow_id=e.workflow_id,
                 workflow_version=e.workflow_version,
                 definition=e.definition,
@@ -94,7 +98,7 @@ def evolve(state: RunState, rec: Recorded) -> RunState:
             return replace(state, status="running", started_at=state.started_at or at)
         case ev.StepDispatched() as e:
             return _step(
-                state, e.step_id, status="running", attempt=e.attempt, dispatch_id=rec.id,
+                state, e.step_id, status="running", attempt=e.attempt, dispatch_id=event_id,
                 started_at=at, completed_at=None, error=None, output=None,
             )
         case ev.StepCompleted() as e:

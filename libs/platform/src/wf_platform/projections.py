@@ -1,0 +1,92 @@
+"""Projection writers: one function per event family, used inline at append time and by rebuild.
+
+Inline use keeps the REST API read-your-writes; rebuild (wfctl audit replay) runs the same
+functions over the whole log, so the two can never drift apart.
+"""
+import psycopg
+
+from wf_contracts import codec
+from wf_contracts import events as ev
+from wf_contracts.envelope import Recorded
+from wf_contracts.run_state import RunState, run_view
+
+
+def _json(value) -> str:
+    return codec.encode(value).decode()
+
+
+async def upsert_run(conn: psycopg.AsyncConnection, state: RunState) -> None:
+    await conn.execute(
+        "INSERT INTO runs (id, tenant, workflow_id, status, created_at, doc, stream_version, deleted)"
+        " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc,"
+        " stream_version = excluded.stream_version, deleted = excluded.deleted"
+        " WHERE runs.stream_version < excluded.stream_version",
+        (state.run_id, state.tenant, state.workflow_id, state.status, state.created_at,
+         _json(run_view(state)), state.version, state.deleted),
+    )
+
+
+async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
+    """Projections of non-run events (keys, workflows, idempotency records)."""
+    e = rec.event
+    match e:
+        case ev.KeyCreated():
+            await conn.execute(
+                "INSERT INTO api_keys (key_id, tenant, name, scopes, key_hash, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
+                (e.key_id, e.tenant, e.name, e.scopes, e.key_hash, rec.recorded_at),
+            )
+        case ev.KeyRevoked():
+            await conn.execute("UPDATE api_keys SET revoked = true WHERE key_id = %s", (e.key_id,))
+        case ev.WorkflowCreated():
+            d = e.definition
+            await conn.execute(
+                "INSERT INTO workflows (id, tenant, name, description, version, status, trigger_type, tags,"
+                " definition, created_at, updated_at, stream_version)"
+                " VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+                (e.workflow_id, rec.tenant, d.get("name", ""), d.get("description", "") or "", e.status,
+                 e.trigger_type, e.tags, _json(d), rec.recorded_at, rec.recorded_at, rec.version),
+            )
+            await conn.execute(
+                "INSERT INTO workflow_versions (workflow_id, version, definition, change_summary, created_at)"
+                " VALUES (%s, 1, %s::jsonb, %s, %s)",
+                (e.workflow_id, _json(d), e.change_summary, rec.recorded_at),
+            )
+            await _idempotency(conn, rec, "workflow.create", e.idempotency_key, e.request_hash, e.workflow_id)
+        case ev.WorkflowVersionAdded():
+            d = e.definition
+            await conn.execute(
+                "UPDATE workflows SET version = %s, definition = %s::jsonb, name = %s, description = %s,"
+                " updated_at = %s, stream_version = %s WHERE id = %s",
+                (e.version, _json(d), d.get("name", ""), d.get("description", "") or "", rec.recorded_at,
+                 rec.version, e.workflow_id),
+            )
+            await conn.execute(
+                "INSERT INTO workflow_versions (workflow_id, version, definition, change_summary, created_at)"
+                " VALUES (%s, %s, %s::jsonb, %s, %s)",
+                (e.workflow_id, e.version, _json(d), e.change_summary, rec.recorded_at),
+            )
+        case ev.WorkflowStatusChanged():
+            await conn.execute(
+                "UPDATE workflows SET status = %s, updated_at = %s, stream_version = %s WHERE id = %s",
+                (e.status, rec.recorded_at, rec.version, e.workflow_id),
+            )
+        case ev.WorkflowDeleted():
+            await conn.execute(
+                "UPDATE workflows SET deleted = true, updated_at = %s, stream_version = %s WHERE id = %s",
+                (rec.recorded_at, rec.version, e.workflow_id),
+            )
+        case ev.RunCreated():
+            await _idempotency(conn, rec, f"run:{e.workflow_id}", e.idempotency_key, e.request_hash, e.run_id)
+
+
+async def _idempotency(conn, rec: Recorded, scope: str, key: str | None, request_hash: str | None,
+                       resource_id: str) -> None:
+    if key is None:
+        return
+    await conn.execute(
+        "INSERT INTO idempotency (tenant, scope, key, request_hash, resource_id, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (rec.tenant, scope, key, request_hash or "", resource_id, rec.recorded_at),
+    )

@@ -1,0 +1,1 @@
+"""API gateway: the REST API. Appends commands/events to the log; reads projections."""

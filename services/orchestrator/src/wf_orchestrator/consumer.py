@@ -1,0 +1,97 @@
+"""Bus side of the orchestrator: a durable pull consumer shared by every replica.
+
+It takes run.created (and later other run commands recorded by the gateway) and step results.
+Messages of one run are handled one at a time per process (a per-run lock); across replicas,
+optimistic concurrency on the run stream decides.
+"""
+import asyncio
+import logging
+from collections import defaultdict
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from wf_contracts import codec, subjects
+from wf_platform import bus, metrics
+
+from .handler import RunHandler
+from .messages import Kick
+
+log = logging.getLogger(__name__)
+
+DURABLE = "orchestrator"
+KICK_TYPES = ("run.created",)
+
+
+def filter_subjects() -> list[str]:
+    return [subjects.events_of_type(t) for t in KICK_TYPES] + [subjects.RESULTS]
+
+
+class Consumer:
+    def __init__(self, js: JetStreamContext, handler: RunHandler, concurrency: int = 64,
+                 ack_wait: float = 30.0, max_deliver: int = 20) -> None:
+        self.js, self.handler = js, handler
+        self.concurrency = concurrency
+        self.ack_wait, self.max_deliver = ack_wait, max_deliver
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def setup(self) -> None:
+        await bus.ensure_consumer(self.js, DURABLE, filter_subjects(), self.ack_wait, self.max_deliver)
+        self.sub = await self.js.pull_subscribe_bind(DURABLE, stream=subjects.STREAM)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.concurrency - len(self._tasks)
+            if free <= 0:
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs = await self.sub.fetch(batch=min(free, 64), timeout=1.0)
+            except asyncio.TimeoutError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - broker away: retry after a breath
+                if stop.is_set():
+                    break
+                log.warning("fetch failed: %r", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for m in msgs:
+                t = asyncio.create_task(self._handle(m))
+                self._tasks.add(t)
+                t.add_done_callback(self._tasks.discard)
+        # drain: let in-flight handling finish (SIGTERM)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=20)
+
+    async def _handle(self, m: Msg) -> None:
+        metrics.INFLIGHT.inc()
+        try:
+            if m.subject.startswith("wf.result."):
+                msg = codec.decode_result(m.data)
+                run_id = msg.run_id
+            else:
+                rec = codec.decode_recorded(m.data)
+                run_id = rec.stream
+                msg = Kick(run_id=run_id, cause_id=rec.id)
+        except codec.DecodeError as exc:
+            log.error("undecodable message on %s: %s", m.subject, exc)
+            await m.term()
+            metrics.INFLIGHT.dec()
+            return
+        try:
+            async with self._locks[run_id]:
+                await self.handler.handle(run_id, msg)
+            await m.ack()
+        except Exception as exc:  # noqa: BLE001 - the message comes back and is handled again
+            log.exception("handling %s for %s failed: %r", m.subject, run_id, exc)
+            try:
+                await m.nak(delay=1.0)
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            metrics.INFLIGHT.dec()
+            lock = self._locks.get(run_id)
+            if lock is not None and not lock.locked():
+                self._locks.pop(run_id, None)
