@@ -302,7 +302,7 @@ class ServiceProcess:
             log.flush()
             self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=embedded._death_signal_preexec(signal.SIGKILL))
+                                         preexec_fn=embedded.parent_death_preexec(signal.SIGKILL))
         return self
 
     def wait_ready(self, url: str, deadline: float = 60) -> None:

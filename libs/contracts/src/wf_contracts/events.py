@@ -63,6 +63,7 @@ class RunCreated(Event, tag="run.created"):
     trigger: str = "manual"
     idempotency_key: str | None = None
     request_hash: str | None = None
+    metadata: dict[str, Any] = {}  # e.g. {"schedule_id", "fire_time"} for scheduled runs
 
 
 class RunStarted(Event, tag="run.started"):
@@ -121,6 +122,43 @@ class RunDeleted(Event, tag="run.deleted"):
     run_id: str
 
 
+# --- schedules (stream sched_<id>) ---
+class ScheduleCreated(Event, tag="schedule.created"):
+    schedule_id: str
+    workflow_id: str
+    cron_expression: str
+    timezone: str = "UTC"
+    input_data: dict[str, Any] = {}
+    enabled: bool = True
+    next_run_at: str | None = None  # RFC 3339; computed by the gateway from its clock
+    overlap: str = "allow"
+    catchup: str = "latest"
+
+
+class ScheduleUpdated(Event, tag="schedule.updated"):
+    schedule_id: str
+    cron_expression: str
+    timezone: str
+    input_data: dict[str, Any]
+    enabled: bool
+    next_run_at: str | None = None
+    overlap: str = "allow"
+    catchup: str = "latest"
+
+
+class ScheduleDeleted(Event, tag="schedule.deleted"):
+    schedule_id: str
+
+
+class ScheduleFired(Event, tag="schedule.fired"):
+    schedule_id: str
+    fire_time: str        # nominal fire time, RFC 3339 UTC
+    run_id: str | None    # None when the fire was skipped
+    next_run_at: str | None = None
+    skipped_reason: str | None = None
+    missed: list[str] = []  # older fire times not run because every scheduler was down
+
+
 AnyEvent = Union[
     KeyCreated,
     KeyRevoked,
@@ -139,6 +177,10 @@ AnyEvent = Union[
     RunFailed,
     RunCancelled,
     RunDeleted,
+    ScheduleCreated,
+    ScheduleUpdated,
+    ScheduleDeleted,
+    ScheduleFired,
 ]
 
 EVENT_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]

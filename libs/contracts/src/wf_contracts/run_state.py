@@ -47,6 +47,7 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     status: str = "new"
     trigger: str = "manual"
     input_data: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
     created_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -91,6 +92,7 @@ def apply(state: RunState, event: ev.Event, at: datetime, event_id: str, tenant:
                 status="queued",
                 trigger=e.trigger,
                 input_data=e.input_data,
+                metadata=e.metadata,
                 created_at=at,
                 steps=steps,
             )
@@ -164,6 +166,7 @@ def run_view(state: RunState) -> dict[str, Any]:
         "status": state.status,
         "trigger": state.trigger,
         "input_data": state.input_data,
+        "metadata": state.metadata,
         "created_at": _iso(state.created_at),
         "started_at": _iso(state.started_at),
         "completed_at": _iso(state.completed_at),

@@ -76,7 +76,7 @@ _libc = None
 _PR_SET_PDEATHSIG = 1
 
 
-def _death_signal_preexec(sig: int) -> Callable[[], None] | None:
+def parent_death_preexec(sig: int) -> Callable[[], None] | None:
     """preexec_fn that asks the kernel to send `sig` to the child when we die.
 
     Only from the main thread: the "parent" for PR_SET_PDEATHSIG is the creating *thread*, so a
@@ -365,7 +365,7 @@ class PostgresServer:
                 proc.wait()
                 _wait_gone(kids, 10.0)
             self._finish()
-            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+            self._clear_stale_lock()  # so start() works at once
 
     def wait_ready(self, deadline: float = READY_DEADLINE_S) -> None:
         import psycopg
@@ -501,7 +501,7 @@ class PostgresServer:
         self._proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             cwd=str(self.data_dir), env=self._env(), start_new_session=True,
-            preexec_fn=_death_signal_preexec(signal.SIGINT), **self._user_kwargs())
+            preexec_fn=parent_death_preexec(signal.SIGINT), **self._user_kwargs())
 
     def _signal_and_wait(self, sig: int, timeout: float) -> None:
         with self._lock:
@@ -667,7 +667,7 @@ class NatsServer:
             self._proc = subprocess.Popen(
                 [self.binary, "-c", str(self.config_path)], stdin=subprocess.DEVNULL, stdout=self._log_file,
                 stderr=subprocess.STDOUT, cwd=str(self.data_dir), start_new_session=True,
-                preexec_fn=_death_signal_preexec(signal.SIGTERM))
+                preexec_fn=parent_death_preexec(signal.SIGTERM))
         try:
             self.wait_ready(deadline)
         except BaseException:

@@ -3,6 +3,7 @@
 A bare ASGI app served by uvicorn inside the service's own event loop.
 """
 import asyncio
+import contextlib
 from typing import Awaitable, Callable
 
 import uvicorn
@@ -45,7 +46,8 @@ async def serve_ops(host: str, port: int, ready: ReadyFn, stop: asyncio.Event) -
     config = uvicorn.Config(ops_app(ready), host=host, port=port, log_level="warning", access_log=False,
                             lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # the service owns SIGTERM/SIGINT
+    # the service owns SIGTERM/SIGINT; uvicorn would otherwise take them over while it serves
+    server.capture_signals = contextlib.nullcontext
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

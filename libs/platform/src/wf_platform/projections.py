@@ -77,6 +77,30 @@ async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
                 "UPDATE workflows SET deleted = true, updated_at = %s, stream_version = %s WHERE id = %s",
                 (rec.recorded_at, rec.version, e.workflow_id),
             )
+        case ev.ScheduleCreated():
+            await conn.execute(
+                "INSERT INTO schedules (id, tenant, workflow_id, cron_expression, timezone, input_data, enabled,"
+                " overlap, catchup, next_run_at, created_at, stream_version)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)",
+                (e.schedule_id, rec.tenant, e.workflow_id, e.cron_expression, e.timezone, _json(e.input_data),
+                 e.enabled, e.overlap, e.catchup, e.next_run_at, rec.recorded_at, rec.version),
+            )
+        case ev.ScheduleUpdated():
+            await conn.execute(
+                "UPDATE schedules SET cron_expression = %s, timezone = %s, input_data = %s::jsonb, enabled = %s,"
+                " overlap = %s, catchup = %s, next_run_at = %s, stream_version = %s WHERE id = %s",
+                (e.cron_expression, e.timezone, _json(e.input_data), e.enabled, e.overlap, e.catchup,
+                 e.next_run_at, rec.version, e.schedule_id),
+            )
+        case ev.ScheduleDeleted():
+            await conn.execute("UPDATE schedules SET deleted = true, stream_version = %s WHERE id = %s",
+                               (rec.version, e.schedule_id))
+        case ev.ScheduleFired():
+            await conn.execute(
+                "UPDATE schedules SET next_run_at = %s, last_run_at = CASE WHEN %s THEN %s ELSE last_run_at END,"
+                " stream_version = %s WHERE id = %s",
+                (e.next_run_at, e.run_id is not None, e.fire_time, rec.version, e.schedule_id),
+            )
         case ev.RunCreated():
             await _idempotency(conn, rec, f"run:{e.workflow_id}", e.idempotency_key, e.request_hash, e.run_id)
 

@@ -59,8 +59,14 @@ async def open_runtime(name: str, settings: CommonSettings, needs_db: bool = Tru
 
 
 async def close_runtime(rt: Runtime) -> None:
+    # Components have already finished their in-flight messages; drain() would wait on pull
+    # subscriptions' internal queues (nats-py never marks fetched messages done), so flush + close.
     try:
-        await rt.nc.drain()
+        await asyncio.wait_for(rt.nc.flush(), timeout=2)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        await rt.nc.close()
     except Exception:  # noqa: BLE001
         pass
     if rt.pool is not None:
@@ -102,8 +108,12 @@ async def run_service(name: str, settings: CommonSettings, components: list[Comp
             log.error("component crashed: %r", t.exception())
     rt.stop.set()
     # drain: components watch rt.stop and finish their in-flight work
-    await asyncio.wait(tasks, timeout=30)
-    for t in tasks:
+    _, pending = await asyncio.wait(tasks, timeout=30)
+    for t in pending:
+        log.warning("component did not stop in time: %r", t.get_coro())
         t.cancel()
     await close_runtime(rt)
     log.info("stopped")
+    crashed = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
+    if crashed:
+        raise SystemExit(1)
