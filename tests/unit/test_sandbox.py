@@ -30,8 +30,10 @@ def live_processes(uids: set[int] | None = None, cmd_marker: str | None = None) 
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            status = open(f"/proc/{pid}/status").read()
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            with open(f"/proc/{pid}/status") as f:
+                status = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if re.search(r"^State:\s+Z", status, re.M):

@@ -45,6 +45,7 @@ SLOT_DIRS = ("/run/wf-sandbox", os.path.join(tempfile.gettempdir(), "wf-sandbox-
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
               "/etc/localtime", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group")
 _ROOT_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_BOUND_TOP = ("", "usr", "bin", "sbin", "lib", "lib64")   # top-level dirs every sandbox has already
 _GRACE = 0.5                      # seconds to wait for output pipes to close after the kill
 
 
@@ -145,7 +146,7 @@ def interpreter(switch_user: bool) -> tuple[str, tuple[str, ...]]:
     if not os.access(exe, os.X_OK):
         exe = os.path.realpath(os.path.join(prefix, "bin", f"python{sys.version_info[0]}"))
     if not switch_user or (_open_to_others(exe) and _open_to_others(os.path.join(prefix, "lib"))):
-        binds = {d for d in (prefix, os.path.dirname(exe)) if not d.startswith(("/usr/", "/bin/"))}
+        binds = {d for d in (prefix, os.path.dirname(exe)) if d.split("/")[1] not in _BOUND_TOP}
         return exe, tuple(sorted(d for d in binds if not any(d.startswith(o + "/") for o in binds)))
     for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
         if _open_to_others(cand):
@@ -386,15 +387,16 @@ class Sandbox:
             await self._kill_all(proc)        # also ends whatever the child left running
             await protocol.exited
             duration = time.monotonic() - start
-            _, pending = await asyncio.wait(tasks[:2], timeout=_GRACE)
-            if pending:   # something out of reach still holds the pipes (no root, no bwrap)
-                transport.close()
+            # EOF comes once every holder of the pipes is dead; a setsid() escapee out of our
+            # reach (no root, no bwrap) could hold them forever, so give up after a grace period
+            await asyncio.wait(tasks[:2], timeout=_GRACE)
         finally:
             if transport.get_returncode() is None:
                 await self._kill_all(proc)
             for t in (*tasks, stopper):
                 if t is not None and not t.done():
                     t.cancel()
+            transport.close()
         return self._result(transport.get_returncode(), out, err, timed_out, cancelled, duration)
 
     async def _kill_all(self, proc: asyncio.subprocess.Process) -> None:
