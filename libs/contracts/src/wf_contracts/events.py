@@ -53,6 +53,21 @@ class WorkflowDeleted(Event, tag="workflow.deleted"):
     workflow_id: str
 
 
+# --- custom templates (stream tpl_<id>); builtin templates ship with the gateway, not in the log ---
+class TemplateAdded(Event, tag="template.added"):
+    template_id: str
+    name: str
+    description: str = ""
+    category: str = "custom"
+    definition: dict[str, Any] = {}
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+class TemplateDeleted(Event, tag="template.deleted"):
+    template_id: str
+
+
 # --- runs (stream run_<id>) ---
 class RunCreated(Event, tag="run.created"):
     run_id: str
@@ -75,8 +90,10 @@ class StepDispatched(Event, tag="step.dispatched"):
     step_id: str
     attempt: int
     step_type: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # templates rendered; secrets left as markers for the runner
     timeout_seconds: float | None = None
+    # what the step may read: {"input", "steps": {dep_id: {"output", "status"}}, "run": {...}}
+    context: dict[str, Any] = {}
 
 
 class StepCompleted(Event, tag="step.completed"):
@@ -166,6 +183,8 @@ AnyEvent = Union[
     WorkflowVersionAdded,
     WorkflowStatusChanged,
     WorkflowDeleted,
+    TemplateAdded,
+    TemplateDeleted,
     RunCreated,
     RunStarted,
     StepDispatched,

@@ -130,8 +130,9 @@ class EgressPolicy:
         for a in addrs:
             ip = ipaddress.ip_address(a.split("%", 1)[0])
             if not self.address_allowed(ip):
-                raise EgressDenied(f"egress to {host} denied: it resolves to {ip}, which is "
-                                   f"{address_problem(ip)}; list it in WORKFLOW_EGRESS_ALLOW to allow it")
+                where = f"address {ip}" if host.strip("[]") == a else f"it resolves to {ip}, which"
+                raise EgressDenied(f"egress to {host} denied: {where} is {address_problem(ip)}; "
+                                   "list it in WORKFLOW_EGRESS_ALLOW to allow it")
         return list(addrs)
 
     async def check_url(self, url: str | httpx.URL) -> tuple[str, int, list[str]]:

@@ -99,7 +99,7 @@ class Worker:
         executor = self.registry.get(e.step_type)
         ctx = StepContext(
             run_id=e.run_id, step_id=e.step_id, attempt=e.attempt, tenant=rec.tenant, step_type=e.step_type,
-            config=e.config, timeout_seconds=e.timeout_seconds, secrets=self.secrets,
+            config=e.config, timeout_seconds=e.timeout_seconds, context=e.context, secrets=self.secrets,
         )
         started = time.perf_counter()
         ok, output, error, etype, retryable = True, None, None, None, True
