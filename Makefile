@@ -9,6 +9,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: install run test test-unit test-integration test-e2e bench clean-data
 
 $(STAMP): requirements.lock $(foreach p,$(PKGS),$(p)/pyproject.toml)
+	@# bubblewrap isolates script steps when present (docs/sandbox.md); best effort, never required
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+		  apt-get install -y -q bubblewrap >/dev/null 2>&1; }; } || echo "bubblewrap not installed: scripts run with rlimits only"; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check "setuptools>=68" wheel
 	$(PIP) install -q --disable-pip-version-check -r requirements.lock
