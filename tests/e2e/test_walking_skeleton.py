@@ -80,3 +80,25 @@ def test_auth_is_required(stack_factory):
         assert r.status_code == 401
         r = stack.client.get("/api/workflows/runs/run_doesnotexist")
         assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_every_service_serves_ops_endpoints_and_drains_on_sigterm(stack_factory):
+    import time
+
+    import httpx
+
+    with stack_factory(orchestrators=1, runners=1, schedulers=1) as stack:
+        for role in ("gateway", "orchestrator", "runner", "scheduler"):
+            proc = stack.role(role)[0]
+            base = stack.ready_url(proc).rsplit("/", 1)[0]
+            assert httpx.get(f"{base}/healthz").status_code == 200
+            assert httpx.get(f"{base}/readyz").status_code == 200
+            metrics = httpx.get(f"{base}/metrics")
+            assert metrics.status_code == 200 and "# TYPE" in metrics.text
+        for role in ("gateway", "orchestrator", "runner", "scheduler"):
+            proc = stack.role(role)[0]
+            t0 = time.monotonic()
+            code = proc.terminate(timeout=20)
+            assert code == 0, f"{role} exited with {code}: {proc.log_tail()}"
+            assert time.monotonic() - t0 < 20
+            assert '"msg": "stopped"' in proc.log_text() or "Finished server process" in proc.log_text()
