@@ -60,12 +60,14 @@ def step_chain(stack: Stack, target: Target, runs: int, steps: int = 10) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--nats-nosync", action="store_true", help="JetStream without sync_interval: always")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = ap.parse_args()
     results: dict = {"when": datetime.now().isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="wf-bench-") as tmp:
         tmp = Path(tmp)
-        with postgres_for_tests(tmp / "pg") as pg, nats_for_tests(tmp / "nats") as nats, Target() as target:
+        with postgres_for_tests(tmp / "pg") as pg, nats_for_tests(tmp / "nats", sync_always=not args.nats_nosync) as nats, \
+                Target() as target:
             with Stack(tmp, pg.dsn, nats.url, orchestrators=1, runners=1, schedulers=0) as stack:
                 results["step_chain"] = step_chain(stack, target, args.runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

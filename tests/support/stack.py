@@ -12,7 +12,7 @@ API_KEY = "wf-test-bootstrap-key"
 
 class Stack:
     def __init__(self, tmp: Path, dsn: str, nats_url: str, env: dict[str, str] | None = None,
-                 orchestrators: int = 2, runners: int = 1, schedulers: int = 1) -> None:
+                 orchestrators: int = 2, runners: int = 1, schedulers: int = 1, gateways: int = 1) -> None:
         self.tmp = Path(tmp)
         self.gateway_port = free_port()
         self.base_env = {
@@ -24,8 +24,9 @@ class Stack:
             **(env or {}),
         }
         self.procs: dict[str, list[tuple[ServiceProcess, str]]] = {}
-        self.add("gateway", "wf-gateway", {"GATEWAY_PORT": str(self.gateway_port)},
-                 f"http://127.0.0.1:{self.gateway_port}/readyz")
+        self.gateway_ports = [self.gateway_port] + [free_port() for _ in range(gateways - 1)]
+        for port in self.gateway_ports:
+            self.add("gateway", "wf-gateway", {"GATEWAY_PORT": str(port)}, f"http://127.0.0.1:{port}/readyz")
         for _ in range(orchestrators):
             self.add_ops("orchestrator", "wf-orchestrator")
         for _ in range(runners):

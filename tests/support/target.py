@@ -10,6 +10,7 @@ class Target:
         self.keys: Counter[str] = Counter()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.release = threading.Event()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,6 +28,9 @@ class Target:
                 status = 200
                 if self.path.startswith("/status/"):
                     status = int(self.path.split("/")[2])
+                if self.path.startswith("/sleep/"):
+                    # a slow endpoint; waits on an event so a test can also release it early
+                    target.release.wait(timeout=int(self.path.split("/")[2]) / 1000)
                 out = json.dumps({"ok": status < 400, "path": self.path, "method": self.command}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

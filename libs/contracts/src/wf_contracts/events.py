@@ -19,6 +19,8 @@ class KeyCreated(Event, tag="key.created"):
     scopes: list[str]
     tenant: str
     key_hash: str  # sha256 hex of the secret; the secret itself never reaches the log
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class KeyRevoked(Event, tag="key.revoked"):
@@ -35,6 +37,8 @@ class WorkflowCreated(Event, tag="workflow.created"):
     change_summary: str = "Initial version"
     idempotency_key: str | None = None
     request_hash: str | None = None
+    idempotency_scope: str | None = None  # None means "workflow.create"; installs use their own scope
+    template_id: str | None = None  # set when installed from a template
 
 
 class WorkflowVersionAdded(Event, tag="workflow.version_added"):
@@ -42,6 +46,8 @@ class WorkflowVersionAdded(Event, tag="workflow.version_added"):
     version: int
     definition: dict[str, Any]
     change_summary: str = ""
+    trigger_type: str | None = None  # None: label unchanged
+    tags: list[str] | None = None  # None: labels unchanged
 
 
 class WorkflowStatusChanged(Event, tag="workflow.status_changed"):

@@ -17,3 +17,7 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True, tag="step.result", t
     retryable: bool = True
     runner: str = ""
     duration_seconds: float = 0.0
+    # Facts about the attempt that are not its output (SPEC §6 keeps `output` the step's own
+    # value), e.g. {"usage": {"prompt_tokens", "completion_tokens", "total_tokens"}, "model"}
+    # for agent_task, {"isolation": "bwrap"} for script. Secrets are redacted like the output.
+    metadata: dict[str, Any] = {}

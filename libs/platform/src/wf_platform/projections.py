@@ -37,6 +37,7 @@ async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
                 (e.key_id, e.tenant, e.name, e.scopes, e.key_hash, rec.recorded_at),
             )
+            await _idempotency(conn, rec, "key.create", e.idempotency_key, e.request_hash, e.key_id)
         case ev.KeyRevoked():
             await conn.execute("UPDATE api_keys SET revoked = true WHERE key_id = %s", (e.key_id,))
         case ev.WorkflowCreated():
@@ -53,14 +54,16 @@ async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
                 " VALUES (%s, 1, %s::jsonb, %s, %s)",
                 (e.workflow_id, _json(d), e.change_summary, rec.recorded_at),
             )
-            await _idempotency(conn, rec, "workflow.create", e.idempotency_key, e.request_hash, e.workflow_id)
+            await _idempotency(conn, rec, e.idempotency_scope or "workflow.create", e.idempotency_key,
+                               e.request_hash, e.workflow_id)
         case ev.WorkflowVersionAdded():
             d = e.definition
             await conn.execute(
                 "UPDATE workflows SET version = %s, definition = %s::jsonb, name = %s, description = %s,"
+                " trigger_type = coalesce(%s, trigger_type), tags = coalesce(%s, tags),"
                 " updated_at = %s, stream_version = %s WHERE id = %s",
-                (e.version, _json(d), d.get("name", ""), d.get("description", "") or "", rec.recorded_at,
-                 rec.version, e.workflow_id),
+                (e.version, _json(d), d.get("name", ""), d.get("description", "") or "", e.trigger_type, e.tags,
+                 rec.recorded_at, rec.version, e.workflow_id),
             )
             await conn.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, change_summary, created_at)"
@@ -101,6 +104,17 @@ async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
                 " stream_version = %s WHERE id = %s",
                 (e.next_run_at, e.run_id is not None, e.fire_time, rec.version, e.schedule_id),
             )
+        case ev.TemplateAdded():
+            await conn.execute(
+                "INSERT INTO templates (id, tenant, name, description, category, definition, created_at,"
+                " stream_version) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
+                (e.template_id, rec.tenant, e.name, e.description, e.category, _json(e.definition),
+                 rec.recorded_at, rec.version),
+            )
+            await _idempotency(conn, rec, "template.create", e.idempotency_key, e.request_hash, e.template_id)
+        case ev.TemplateDeleted():
+            await conn.execute("UPDATE templates SET deleted = true, stream_version = %s WHERE id = %s",
+                               (rec.version, e.template_id))
         case ev.RunCreated():
             await _idempotency(conn, rec, f"run:{e.workflow_id}", e.idempotency_key, e.request_hash, e.run_id)
 
@@ -109,6 +123,14 @@ async def _idempotency(conn, rec: Recorded, scope: str, key: str | None, request
                        resource_id: str) -> None:
     if key is None:
         return
+    # A key is remembered for 24 h (SPEC §1): an older record gives way to the new request. A record
+    # still inside the window makes the INSERT fail (unique key), which the appender turns into a
+    # concurrency conflict, so two racing requests with one key create one resource.
+    await conn.execute(
+        "DELETE FROM idempotency WHERE tenant = %s AND scope = %s AND key = %s"
+        " AND created_at <= %s - interval '24 hours'",
+        (rec.tenant, scope, key, rec.recorded_at),
+    )
     await conn.execute(
         "INSERT INTO idempotency (tenant, scope, key, request_hash, resource_id, created_at)"
         " VALUES (%s, %s, %s, %s, %s, %s)",

@@ -12,7 +12,7 @@ from wf_platform.runtime import close_runtime, open_runtime
 from . import problems
 from .commands import ensure_bootstrap_key
 from .limits import BodyLimit
-from .routers import run_ops, runs, workflows
+from .routers import audit, run_ops, runs, stream, workflows
 from .settings import GatewaySettings
 
 
@@ -43,6 +43,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(audit.router)
+    app.include_router(stream.router)
     app.include_router(run_ops.router)
     app.include_router(runs.router)
     app.include_router(workflows.router)

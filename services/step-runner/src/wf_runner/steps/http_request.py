@@ -1,66 +1,92 @@
 """http_request: one outbound HTTP call (SPEC §6), through the egress guard."""
 import json as jsonlib
-from typing import Any
+from typing import Any, Mapping
 
 from .. import egress
-from .base import StepContext, StepError
+from .base import StepContext, StepError, number
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+DEFAULT_TIMEOUT = 30.0
+ERROR_EXCERPT = 200     # characters of an unexpected answer's body kept in the error: enough to debug
 
 
-def parse_body(headers: dict[str, str], raw: bytes) -> Any:
-    ctype = headers.get("content-type", "")
-    text = raw.decode("utf-8", errors="replace")
-    if "json" in ctype.lower():
+def parse_body(resp: egress.SafeResponse) -> Any:
+    """JSON when the response says so (application/json, +json), text otherwise."""
+    text = resp.text
+    if "json" in resp.headers.get("content-type", "").lower() and text.strip():
         try:
             return jsonlib.loads(text)
         except ValueError:
-            return text
+            return text   # a server that lies about its content type: keep what it sent
     return text
+
+
+def outbound_headers(raw: Any, ctx: StepContext) -> dict[str, str]:
+    """The configured headers plus our Idempotency-Key, which replaces any configured one
+    (SPEC §6: every call carries `<run_id>:<step_id>:<attempt>`)."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise invalid("config.headers must be an object")
+    headers = {str(k): str(v) for k, v in (raw or {}).items() if str(k).lower() != "idempotency-key"}
+    headers["Idempotency-Key"] = ctx.idempotency_key
+    return headers
+
+
+def invalid(message: str) -> StepError:
+    return StepError(message, retryable=False, error_type="invalid_config")
+
+
+def expected_statuses(raw: Any) -> set[int] | None:
+    if raw is None:
+        return None
+    try:
+        codes = {int(x) for x in raw} if isinstance(raw, list) and raw else None
+    except (TypeError, ValueError):
+        codes = None
+    if not codes:
+        raise invalid("config.expected_status must be a non-empty list of status codes")
+    return codes
 
 
 class HttpRequestStep:
     type = "http_request"
 
-    def __init__(self, settings) -> None:
-        self.policy = egress.EgressPolicy.from_env(settings.egress_allow)
+    def __init__(self, settings, policy: egress.EgressPolicy | None = None) -> None:
+        self.policy = policy or egress.EgressPolicy.from_env(settings.egress_allow)
         self.max_bytes = settings.max_response_bytes
 
     async def execute(self, ctx: StepContext) -> Any:
         c = ctx.config
-        method = str(c.get("method", "GET")).upper()
+        method = str(c.get("method") or "GET").upper()
         if method not in METHODS:
-            raise StepError(f"unsupported method '{method}'", retryable=False)
+            raise invalid(f"unsupported method '{method}'")
         url = c.get("url")
         if not isinstance(url, str) or not url:
-            raise StepError("config.url must be a non-empty string", retryable=False)
-        headers = {str(k): str(v) for k, v in (c.get("headers") or {}).items()}
-        headers["Idempotency-Key"] = ctx.idempotency_key
-        timeout = float(c.get("timeout_seconds", 30))
+            raise invalid("config.url must be a non-empty string")
+        query = c.get("query")
+        if query is not None and not isinstance(query, Mapping):
+            raise invalid("config.query must be an object")
+        timeout = ctx.time_limit(number(c, "timeout_seconds", DEFAULT_TIMEOUT))
+        expected = expected_statuses(c.get("expected_status"))
         kwargs: dict[str, Any] = {}
-        if "json" in c:
+        if c.get("json") is not None:
             kwargs["json"] = c["json"]
-        elif "body" in c:
+        elif c.get("body") is not None:
             body = c["body"]
             kwargs["content"] = body if isinstance(body, str) else jsonlib.dumps(body)
-        try:
-            resp = await egress.safe_request(
-                self.policy, method, url, headers=headers, params=c.get("query") or None,
-                follow_redirects=bool(c.get("follow_redirects", False)), max_bytes=self.max_bytes,
-                timeout=timeout, cancel=ctx.cancel, **kwargs,
-            )
-        except egress.EgressDenied as exc:
-            raise StepError(str(exc), retryable=False, error_type="egress_denied") from exc
-        except egress.ResponseTooLarge as exc:
-            raise StepError(str(exc), retryable=False, error_type="response_too_large") from exc
-        except egress.RequestFailed as exc:
-            raise StepError(str(exc), retryable=True, error_type="network") from exc
-        resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-        output = {"status_code": resp.status_code, "headers": resp_headers,
-                  "body": parse_body(resp_headers, resp.body)}
-        expected = c.get("expected_status")
+        resp = await egress.safe_request(
+            self.policy, method, url, headers=outbound_headers(c.get("headers"), ctx), params=query or None,
+            follow_redirects=c.get("follow_redirects") is True, max_bytes=self.max_bytes,
+            timeout=timeout, cancel=ctx.cancel, **kwargs,
+        )   # raises StepError subclasses: egress_denied, response_too_large, network, cancelled
+        if resp.redirects:
+            ctx.metadata["redirects"], ctx.metadata["final_url"] = resp.redirects, egress.safe_url(resp.url)
+        output = {"status_code": resp.status_code, "headers": {k.lower(): v for k, v in resp.headers.items()},
+                  "body": parse_body(resp)}
         good = resp.status_code in expected if expected else 200 <= resp.status_code < 300
         if not good:
-            raise StepError(f"unexpected status {resp.status_code} from {method} {egress.safe_url(url)}",
-                            retryable=resp.status_code >= 500 or resp.status_code == 429, error_type="http_status")
+            excerpt = " ".join(resp.text[:ERROR_EXCERPT].split())
+            raise StepError(f"unexpected status {resp.status_code} from {method} {egress.safe_url(url)}"
+                            + (f": {excerpt}" if excerpt else ""),
+                            retryable=resp.status_code >= 500 or resp.status_code in (408, 429),
+                            error_type="http_status")
         return output
