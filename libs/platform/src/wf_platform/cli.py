@@ -2,6 +2,8 @@
 
   wfctl audit export [--stream S] [--out FILE]   the log as JSON Lines, in seq order
   wfctl audit verify [--file FILE]               check the hash chain (live database, or an export offline)
+  wfctl audit replay [--swap]                    rebuild every projection from the log into fresh tables,
+                                                 compare with the live ones; --swap puts the rebuilt ones live
 """
 import argparse
 import asyncio
@@ -91,6 +93,21 @@ def verify_db(dsn: str) -> dict:
     return {"ok": r.ok, "events_checked": r.events_checked, "first_bad": r.first_bad, "reason": r.reason}
 
 
+def replay(dsn: str, swap: bool) -> int:
+    from .rebuild import rebuild, swap_in
+
+    report = asyncio.run(rebuild(dsn, progress=lambda n, total: _progress(n, total)))
+    print(json.dumps({"events": report.events, "seconds": round(report.seconds, 3),
+                      "events_per_second": round(report.events_per_second),
+                      "identical": report.identical,
+                      "differences": {t: {"only_live": a, "only_rebuilt": b}
+                                      for t, (a, b) in report.differences.items() if a or b}}))
+    if swap:
+        swap_in(dsn)
+        print("rebuilt projections are now live", file=sys.stderr)
+    return 0 if report.identical or swap else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wfctl")
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
@@ -101,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--out", default="-")
     ve = audit.add_parser("verify", help="verify the hash chain")
     ve.add_argument("--file", help="an exported JSON Lines file (offline, no database)")
+    rp = audit.add_parser("replay", help="rebuild projections from the log and compare with the live ones")
+    rp.add_argument("--swap", action="store_true", help="then replace the live projection tables by the rebuilt ones")
     args = ap.parse_args(argv)
+    if args.cmd == "replay":
+        return replay(args.database_url, args.swap)
     if args.cmd == "export":
         out = sys.stdout if args.out == "-" else open(args.out, "w")
         try:

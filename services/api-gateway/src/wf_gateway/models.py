@@ -1,24 +1,52 @@
 """HTTP request/response models (pydantic, for validation and the OpenAPI document).
 
 Kept apart from libs/contracts: these are the public wire shapes, the contracts are internal.
+A workflow definition is typed as a plain object at run time (domain/validation.py reports its
+problems as the SPEC's sentences) and documented with the JSON Schema of definition_schema.py.
 """
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from .definition_schema import REF
 
 WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 TriggerType = Literal["manual", "schedule", "webhook", "api"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Definition = Annotated[dict[str, Any], WithJsonSchema({"$ref": REF.format("Definition")})]
+MAX_INT = 2**31 - 1  # Postgres integer: larger versions cannot exist
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[str] | None = Field(default=None, description="Every problem at once (validation).")
+
+
 class WorkflowCreate(Strict):
-    definition: dict[str, Any]
+    definition: Definition
     trigger_type: TriggerType = "manual"
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
     status: WorkflowStatus = "active"
+
+
+class WorkflowUpdate(Strict):
+    definition: Definition
+    change_summary: str | None = Field(default=None, max_length=500,
+                                       description="Defaults to the diff summary, e.g. 'Added 1 step'.")
+    trigger_type: TriggerType | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+
+
+class StatusChange(Strict):
+    status: WorkflowStatus
 
 
 class Workflow(BaseModel):
@@ -29,7 +57,7 @@ class Workflow(BaseModel):
     status: WorkflowStatus
     trigger_type: TriggerType
     tags: list[str]
-    definition: dict[str, Any]
+    definition: Definition
     created_at: str
     updated_at: str
 
@@ -54,6 +82,49 @@ class WorkflowCreated(BaseModel):
 class WorkflowList(BaseModel):
     workflows: list[WorkflowSummary]
     total: int
+
+
+class ValidateRequest(Strict):
+    definition: Any = Field(description="Any JSON value; every problem is reported in `errors`.")
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    errors: list[str]
+
+
+class VersionSummary(BaseModel):
+    version: int
+    change_summary: str
+    created_at: str
+
+
+class VersionList(BaseModel):
+    versions: list[VersionSummary]
+    total: int
+
+
+class VersionDetail(BaseModel):
+    version: int
+    definition: Definition
+    change_summary: str
+    created_at: str
+
+
+PatchOps = Annotated[list[dict[str, Any]], WithJsonSchema(
+    {"type": "array", "items": {"$ref": REF.format("PatchOperation")},
+     "description": "RFC 6902 JSON Patch turning v1's definition into v2's."})]
+
+
+class Diff(BaseModel):
+    diff: PatchOps
+    summary: str
+    v1: int
+    v2: int
+
+
+class RollbackRequest(Strict):
+    version: int = Field(ge=1, le=MAX_INT)
 
 
 class RunRequest(Strict):
