@@ -6,10 +6,10 @@ PIP    := $(VENV)/bin/pip
 PKGS   := libs/contracts libs/expressions libs/platform services/api-gateway services/orchestrator services/step-runner services/scheduler
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e bench clean-data
+.PHONY: install run test test-unit test-integration test-e2e bench clean-data fuzz
 
 $(STAMP): requirements.lock $(foreach p,$(PKGS),$(p)/pyproject.toml)
-	@# bubblewrap isolates script steps when present (docs/sandbox.md); best effort, never required
+	@# bubblewrap isolates script steps when present (docs/step-runner.md); best effort, never required
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		{ apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
 		  apt-get install -y -q bubblewrap >/dev/null 2>&1; }; } || echo "bubblewrap not installed: scripts run with rlimits only"; }
@@ -26,8 +26,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/wf-dev
 
+# A private temp dir per run: the embedded Postgres keeps its data there, and another pytest
+# session on the same machine must not be able to reset it under us.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	@d=$$(mktemp -d /tmp/wf-test-XXXXXX); $(PY) -m pytest -q -p no:cacheprovider --basetemp=$$d tests; rc=$$?; \
+	  rm -rf $$d; exit $$rc
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
@@ -37,6 +40,10 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q tests/e2e
+
+# A longer schemathesis pass than the one in `make test`, with a fresh random seed (it prints it).
+fuzz: $(STAMP)
+	WF_FUZZ_MAX_EXAMPLES=200 WF_FUZZ_SEED=random $(PY) -m pytest -q -s tests/e2e/test_api_fuzz.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -202,6 +202,7 @@ def postgres_for_tests(tmpdir: Path | str) -> Iterator[Any]:
 
 NATS_TEST_CONF = """\
 listen: "0.0.0.0:4222"
+max_payload: 16MB
 jetstream {
   store_dir: "/data"
   sync_interval: always

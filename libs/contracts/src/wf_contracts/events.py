@@ -100,6 +100,42 @@ class StepDispatched(Event, tag="step.dispatched"):
     timeout_seconds: float | None = None
     # what the step may read: {"input", "steps": {dep_id: {"output", "status"}}, "run": {...}}
     context: dict[str, Any] = {}
+    # RFC 3339: when the orchestrator gives up on this attempt if no result came (silent runner)
+    deadline: str | None = None
+
+
+class StepStarted(Event, tag="step.started"):
+    """A control-flow step (condition, wait, loop) began inside the orchestrator: no dispatch."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    step_type: str
+    items: list[Any] | None = None  # a loop's rendered items, kept so iterations render the same
+
+
+class StepWaiting(Event, tag="step.waiting"):
+    """A wait step sleeps on a durable timer (wake_at) or an approval (no wake_at)."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    reason: str                     # duration | until | condition | approval
+    wake_at: str | None = None      # RFC 3339
+    timeout_at: str | None = None   # condition waits: when to give up (re-evaluated on every change)
+
+
+class StepRetrying(Event, tag="step.retrying"):
+    """An attempt failed and another one is due at retry_at (backoff with jitter)."""
+
+    run_id: str
+    step_id: str
+    attempt: int                    # the attempt that failed
+    next_attempt: int
+    delay_seconds: float
+    retry_at: str                   # RFC 3339
+    error: str
+    error_type: str = "step_error"
 
 
 class StepCompleted(Event, tag="step.completed"):
@@ -115,6 +151,7 @@ class StepFailed(Event, tag="step.failed"):
     attempt: int
     error: str
     error_type: str = "step_error"
+    output: Any = None  # a loop without fail_fast: the iteration outputs (None where one failed)
 
 
 class StepSkipped(Event, tag="step.skipped"):
@@ -126,6 +163,7 @@ class StepSkipped(Event, tag="step.skipped"):
 class StepCancelled(Event, tag="step.cancelled"):
     run_id: str
     step_id: str
+    reason: str = ""
 
 
 class RunCompleted(Event, tag="run.completed"):
@@ -145,6 +183,30 @@ class RunDeleted(Event, tag="run.deleted"):
     run_id: str
 
 
+class RunPaused(Event, tag="run.paused"):
+    run_id: str
+    step_id: str | None = None
+    reason: str = ""                # "approval" or "step failed"
+
+
+class RunResumed(Event, tag="run.resumed"):
+    run_id: str
+    from_step: str | None = None
+    reset: list[str] = []           # steps (and loop iterations) set back to pending to run again
+    request_id: str | None = None   # the run.resume_requested event this answers
+
+
+# Requests recorded by the gateway on the run stream; the orchestrator reacts to them.
+class RunCancelRequested(Event, tag="run.cancel_requested"):
+    run_id: str
+    reason: str = ""
+
+
+class RunResumeRequested(Event, tag="run.resume_requested"):
+    run_id: str
+    from_step: str | None = None
+
+
 # --- schedules (stream sched_<id>) ---
 class ScheduleCreated(Event, tag="schedule.created"):
     schedule_id: str
@@ -156,6 +218,8 @@ class ScheduleCreated(Event, tag="schedule.created"):
     next_run_at: str | None = None  # RFC 3339; computed by the gateway from its clock
     overlap: str = "allow"
     catchup: str = "latest"
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class ScheduleUpdated(Event, tag="schedule.updated"):
@@ -171,6 +235,7 @@ class ScheduleUpdated(Event, tag="schedule.updated"):
 
 class ScheduleDeleted(Event, tag="schedule.deleted"):
     schedule_id: str
+    reason: str = ""  # e.g. "workflow deleted" when the scheduler retires an orphaned schedule
 
 
 class ScheduleFired(Event, tag="schedule.fired"):
@@ -180,6 +245,27 @@ class ScheduleFired(Event, tag="schedule.fired"):
     next_run_at: str | None = None
     skipped_reason: str | None = None
     missed: list[str] = []  # older fire times not run because every scheduler was down
+    # the oldest missed fire time: `missed` keeps only the newest ones, this says where the gap began
+    missed_since: str | None = None
+    buffered: bool = False  # overlap buffer_one: held back, starts when the previous run finishes
+
+
+class ScheduleMissed(Event, tag="schedule.missed"):
+    """Due fire times that start nothing (catchup "none" after a downtime); next_run_at moves on."""
+
+    schedule_id: str
+    missed: list[str]
+    missed_since: str | None = None
+    next_run_at: str | None = None
+
+
+class ScheduleBufferReleased(Event, tag="schedule.buffer_released"):
+    """The fire held back by buffer_one starts now that the previous run finished (or is skipped)."""
+
+    schedule_id: str
+    fire_time: str
+    run_id: str | None
+    skipped_reason: str | None = None
 
 
 AnyEvent = Union[
@@ -194,6 +280,9 @@ AnyEvent = Union[
     RunCreated,
     RunStarted,
     StepDispatched,
+    StepStarted,
+    StepWaiting,
+    StepRetrying,
     StepCompleted,
     StepFailed,
     StepSkipped,
@@ -202,10 +291,16 @@ AnyEvent = Union[
     RunFailed,
     RunCancelled,
     RunDeleted,
+    RunPaused,
+    RunResumed,
+    RunCancelRequested,
+    RunResumeRequested,
     ScheduleCreated,
     ScheduleUpdated,
     ScheduleDeleted,
     ScheduleFired,
+    ScheduleMissed,
+    ScheduleBufferReleased,
 ]
 
 EVENT_TYPES: dict[str, type] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]

@@ -649,6 +649,8 @@ class NatsServer:
             f'listen: "{self.host}:{self.port}"',
             f'pid_file: "{self.pid_path}"',
             "logtime: true",
+            # step outputs may be up to WORKFLOW_MAX_RESPONSE_BYTES (10 MiB) plus the envelope
+            "max_payload: 16MB",
             "jetstream {",
             *js,
             "}",

@@ -8,14 +8,20 @@ import psycopg
 from wf_contracts import codec
 from wf_contracts import events as ev
 from wf_contracts.envelope import Recorded
-from wf_contracts.run_state import RunState, run_view
+from wf_contracts.run_state import RunState, next_wakeup, run_view
 
 
 def _json(value) -> str:
     return codec.encode(value).decode()
 
 
-async def upsert_run(conn: psycopg.AsyncConnection, state: RunState) -> None:
+async def upsert_run(conn: psycopg.AsyncConnection, state: RunState, previous: RunState | None = None) -> None:
+    """The run's projections, written in the transaction of every append to its stream.
+
+    `previous` (the state before this append) lets the orchestrator skip the admission and
+    timer rows when they did not change; without it (gateway, scheduler, rebuild) they are
+    always written.
+    """
     await conn.execute(
         "INSERT INTO runs (id, tenant, workflow_id, status, created_at, doc, stream_version, deleted)"
         " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
@@ -24,6 +30,38 @@ async def upsert_run(conn: psycopg.AsyncConnection, state: RunState) -> None:
         " WHERE runs.stream_version < excluded.stream_version",
         (state.run_id, state.tenant, state.workflow_id, state.status, state.created_at,
          _json(run_view(state)), state.version, state.deleted),
+    )
+    await upsert_run_schedule(conn, state, previous)
+
+
+def _slot_phase(state: RunState) -> str:
+    if state.deleted or state.finished:
+        return "done"
+    return "holding" if state.status in ("running", "paused") else "queued"
+
+
+async def upsert_run_schedule(conn: psycopg.AsyncConnection, state: RunState,
+                              previous: RunState | None = None) -> None:
+    """The run's row in run_schedule (migration 006): admission phase and next durable timer.
+
+    Both follow from the run's state alone: queued -> waiting for a slot; running or paused ->
+    holding one; finished -> done; due_at = next_wakeup(state). Written with the run's own
+    events, the row can never disagree with the log (no leaked slot, no lost timer); the
+    stream_version guard makes a stale re-application (a rebuild racing live runs) a no-op.
+    """
+    phase, due = _slot_phase(state), next_wakeup(state)
+    if previous is not None and previous.status != "new":
+        if _slot_phase(previous) == phase and next_wakeup(previous) == due:
+            return
+    cap = state.definition.get("max_concurrent_runs")
+    cap = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1 else None
+    await conn.execute(
+        "INSERT INTO run_schedule (run_id, tenant, workflow_id, phase, wf_cap, due_at, stream_version)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (run_id) DO UPDATE SET phase = excluded.phase, wf_cap = excluded.wf_cap,"
+        " due_at = excluded.due_at, claimed_until = NULL, stream_version = excluded.stream_version"
+        " WHERE run_schedule.stream_version < excluded.stream_version",
+        (state.run_id, state.tenant, state.workflow_id, phase, cap, due, state.version),
     )
 
 
@@ -88,21 +126,38 @@ async def apply_event(conn: psycopg.AsyncConnection, rec: Recorded) -> None:
                 (e.schedule_id, rec.tenant, e.workflow_id, e.cron_expression, e.timezone, _json(e.input_data),
                  e.enabled, e.overlap, e.catchup, e.next_run_at, rec.recorded_at, rec.version),
             )
+            await _idempotency(conn, rec, f"schedule:{e.workflow_id}", e.idempotency_key, e.request_hash,
+                               e.schedule_id)
         case ev.ScheduleUpdated():
+            # disabling drops a fire held back by buffer_one: a disabled schedule starts nothing
             await conn.execute(
                 "UPDATE schedules SET cron_expression = %s, timezone = %s, input_data = %s::jsonb, enabled = %s,"
-                " overlap = %s, catchup = %s, next_run_at = %s, stream_version = %s WHERE id = %s",
+                " overlap = %s, catchup = %s, next_run_at = %s, stream_version = %s,"
+                " buffered_fire_at = CASE WHEN %s THEN buffered_fire_at END WHERE id = %s",
                 (e.cron_expression, e.timezone, _json(e.input_data), e.enabled, e.overlap, e.catchup,
-                 e.next_run_at, rec.version, e.schedule_id),
+                 e.next_run_at, rec.version, e.enabled, e.schedule_id),
             )
         case ev.ScheduleDeleted():
-            await conn.execute("UPDATE schedules SET deleted = true, stream_version = %s WHERE id = %s",
-                               (rec.version, e.schedule_id))
+            await conn.execute("UPDATE schedules SET deleted = true, buffered_fire_at = NULL, stream_version = %s"
+                               " WHERE id = %s", (rec.version, e.schedule_id))
         case ev.ScheduleFired():
             await conn.execute(
-                "UPDATE schedules SET next_run_at = %s, last_run_at = CASE WHEN %s THEN %s ELSE last_run_at END,"
+                "UPDATE schedules SET next_run_at = %s,"
+                " last_run_at = CASE WHEN %s THEN %s::timestamptz ELSE last_run_at END,"
+                " buffered_fire_at = CASE WHEN %s THEN %s::timestamptz ELSE buffered_fire_at END,"
                 " stream_version = %s WHERE id = %s",
-                (e.next_run_at, e.run_id is not None, e.fire_time, rec.version, e.schedule_id),
+                (e.next_run_at, e.run_id is not None, e.fire_time, e.buffered, e.fire_time, rec.version,
+                 e.schedule_id),
+            )
+        case ev.ScheduleMissed():
+            await conn.execute("UPDATE schedules SET next_run_at = %s, stream_version = %s WHERE id = %s",
+                               (e.next_run_at, rec.version, e.schedule_id))
+        case ev.ScheduleBufferReleased():
+            await conn.execute(
+                "UPDATE schedules SET buffered_fire_at = NULL,"
+                " last_run_at = CASE WHEN %s THEN %s::timestamptz ELSE last_run_at END,"
+                " stream_version = %s WHERE id = %s",
+                (e.run_id is not None, e.fire_time, rec.version, e.schedule_id),
             )
         case ev.TemplateAdded():
             await conn.execute(

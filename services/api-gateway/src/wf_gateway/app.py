@@ -9,10 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wf_platform.relay import Relay
 from wf_platform.runtime import close_runtime, open_runtime
 
-from . import problems
+from . import openapi_doc, problems
+from .bodycheck import BodyCheck
 from .commands import ensure_bootstrap_key
 from .limits import BodyLimit
-from .routers import audit, run_ops, runs, stream, workflows
+from .routers import audit, keys, run_ops, runs, schedules, stream, templates, versions, workflows
 from .settings import GatewaySettings
 
 
@@ -36,18 +37,26 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(
         title="Workflow service",
+        description="Event-sourced workflow orchestration. Errors are RFC 9457 problem details.",
         version="0.1.0",
         openapi_url="/api/openapi.json",
         docs_url="/docs",
         lifespan=lifespan,
     )
     problems.install(app)
+    # added last = outermost: the size limit applies before the JSON checks read the body
+    app.add_middleware(BodyCheck)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(keys.router)
+    app.include_router(templates.router)
+    app.include_router(versions.router)
     app.include_router(audit.router)
     app.include_router(stream.router)
     app.include_router(run_ops.router)
     app.include_router(runs.router)
+    app.include_router(schedules.router)  # before workflows: /schedules/{id} is not a workflow id
     app.include_router(workflows.router)
+    openapi_doc.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

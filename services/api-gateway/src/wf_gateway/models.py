@@ -13,7 +13,8 @@ from .definition_schema import REF
 WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 TriggerType = Literal["manual", "schedule", "webhook", "api"]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Definition = Annotated[dict[str, Any], WithJsonSchema({"$ref": REF.format("Definition")})]
+# allOf: pydantic cannot resolve a bare $ref to a component it did not generate itself
+Definition = Annotated[dict[str, Any], WithJsonSchema({"allOf": [{"$ref": REF.format("Definition")}]})]
 MAX_INT = 2**31 - 1  # Postgres integer: larger versions cannot exist
 
 
@@ -30,7 +31,15 @@ class Problem(BaseModel):
     errors: list[str] | None = Field(default=None, description="Every problem at once (validation).")
 
 
+SEED_DEFINITION = {"name": "Fetch and notify", "steps": [
+    {"id": "fetch", "type": "http_request", "config": {"method": "GET", "url": "https://api.example.com/data"}},
+    {"id": "notify", "type": "agent_task", "depends_on": ["fetch"],
+     "config": {"agent_id": "agent_123", "goal": "Summarize the fetched data and post to Slack"}}]}
+
+
 class WorkflowCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"definition": SEED_DEFINITION, "trigger_type": "manual", "tags": ["notifications"]}]})
     definition: Definition
     trigger_type: TriggerType = "manual"
     tags: list[Tag] = Field(default_factory=list, max_length=50)

@@ -1,6 +1,7 @@
 """RFC 9457 problem details: every error leaves the API in this one shape, from this one place."""
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -35,6 +36,25 @@ def _loc(err: dict) -> str:
     return ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
 
 
+def _leaf_routes(routes):
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # FastAPI wraps included routers
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)  # routers are included without an extra prefix
+        else:
+            yield route
+
+
+def _allowed_methods(request: Request) -> str:
+    path = request.url.path
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        regex, allowed = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and allowed and regex.match(path):
+            methods |= set(allowed)
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem):
@@ -46,8 +66,18 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "The request is not valid.", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
-        return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # the router names only the first route that matched the path; list them all (RFC 9110)
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(_: Request, exc: psycopg.DataError):
+        # the last line of defence: a value Postgres cannot take (a NUL, a number out of range)
+        # that reached a query is bad input, not a server fault
+        return problem_response(422, "A value in the request cannot be stored or searched for.")
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception):

@@ -16,13 +16,19 @@ def _wf(row) -> dict[str, Any]:
 
 
 async def get_workflow(pool, tenant: str, wf_id: str) -> dict[str, Any]:
+    return (await workflow_state(pool, tenant, wf_id))[0]
+
+
+async def workflow_state(pool, tenant: str, wf_id: str) -> tuple[dict[str, Any], int]:
+    """The workflow and its stream version (for an append that expects it)."""
     async with pool.connection() as conn:
         row = await (await conn.execute(
-            f"SELECT {_WF_COLS} FROM workflows WHERE id = %s AND tenant = %s AND NOT deleted", (wf_id, tenant)
+            f"SELECT {_WF_COLS}, stream_version FROM workflows WHERE id = %s AND tenant = %s AND NOT deleted",
+            (wf_id, tenant),
         )).fetchone()
     if row is None:
         raise Problem(404, f"Workflow '{wf_id}' not found.")
-    return _wf(row)
+    return _wf(row[:-1]), row[-1]
 
 
 async def list_workflows(pool, tenant: str, status: str | None, trigger_type: str | None, tag: str | None,

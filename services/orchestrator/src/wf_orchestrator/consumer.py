@@ -1,12 +1,11 @@
 """Bus side of the orchestrator: a durable pull consumer shared by every replica.
 
-It takes run.created (and later other run commands recorded by the gateway) and step results.
-Messages of one run are handled one at a time per process (a per-run lock); across replicas,
-optimistic concurrency on the run stream decides.
+It takes run-stream events recorded by others (run.created, run.cancel_requested,
+run.resume_requested) and step results. Messages of one run are handled one at a time per
+process (RunExecutor); across replicas, optimistic concurrency on the run stream decides.
 """
 import asyncio
 import logging
-from collections import defaultdict
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -14,13 +13,13 @@ from nats.js import JetStreamContext
 from wf_contracts import codec, subjects
 from wf_platform import bus, metrics
 
-from .handler import RunHandler
+from .executor import RunExecutor
 from .messages import Kick
 
 log = logging.getLogger(__name__)
 
 DURABLE = "orchestrator"
-KICK_TYPES = ("run.created",)
+KICK_TYPES = ("run.created", "run.cancel_requested", "run.resume_requested")
 
 
 def filter_subjects() -> list[str]:
@@ -28,14 +27,16 @@ def filter_subjects() -> list[str]:
 
 
 class Consumer:
-    def __init__(self, js: JetStreamContext, handler: RunHandler, concurrency: int = 64,
-                 ack_wait: float = 30.0, max_deliver: int = 20) -> None:
-        self.js, self.handler = js, handler
+    # ack_wait is short because handling takes milliseconds: after a replica dies, the messages
+    # it had fetched come back to the others this soon. Failed handling (database away) is
+    # retried with a growing delay for a long while before JetStream gives a message up; even
+    # then timers (attempt deadlines) and the admission sweep make up for what it would have done.
+    def __init__(self, js: JetStreamContext, executor: RunExecutor, concurrency: int = 64,
+                 ack_wait: float = 5.0, max_deliver: int = 200) -> None:
+        self.js, self.executor = js, executor
         self.concurrency = concurrency
         self.ack_wait, self.max_deliver = ack_wait, max_deliver
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task] = set()
-        self._slots = asyncio.Semaphore(concurrency)
 
     async def setup(self) -> None:
         await bus.ensure_consumer(self.js, DURABLE, filter_subjects(), self.ack_wait, self.max_deliver)
@@ -81,17 +82,14 @@ class Consumer:
             metrics.INFLIGHT.dec()
             return
         try:
-            async with self._locks[run_id]:
-                await self.handler.handle(run_id, msg)
+            await self.executor.handle(run_id, msg)
             await m.ack()
         except Exception as exc:  # noqa: BLE001 - the message comes back and is handled again
             log.exception("handling %s for %s failed: %r", m.subject, run_id, exc)
             try:
-                await m.nak(delay=1.0)
+                delivered = m.metadata.num_delivered or 1
+                await m.nak(delay=min(5.0, 0.5 * delivered))
             except Exception:  # noqa: BLE001
                 pass
         finally:
             metrics.INFLIGHT.dec()
-            lock = self._locks.get(run_id)
-            if lock is not None and not lock.locked():
-                self._locks.pop(run_id, None)

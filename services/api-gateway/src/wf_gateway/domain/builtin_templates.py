@@ -4,6 +4,7 @@ Each one takes its endpoints from `input_data` (declared in its `input_schema`) 
 end to end anywhere, including against a local test server. Ids are stable across releases so an
 installed workflow can name where it came from; unit tests check every definition is valid.
 """
+import copy
 from typing import Any
 
 BUILTIN_CREATED_AT = "2026-01-01T00:00:00Z"
@@ -171,7 +172,8 @@ _TEMPLATES: list[dict[str, Any]] = [
                  "config": {"agent_id": "{{ has(input.agent_id) ? input.agent_id : 'triager' }}",
                             "goal": "Rate this incident's severity. Answer JSON: {\"severity\": \"high\" or \"low\"}."}},
                 {"id": "route", "type": "condition", "depends_on": ["triage"],
-                 "config": {"expression": "steps.triage.output.severity == 'high'",
+                 "config": {"expression": ("type(steps.triage.output) == map && has(steps.triage.output.severity)"
+                                           " && steps.triage.output.severity == 'high'"),
                             "then": ["page"], "else": ["ticket"]}},
                 {"id": "page", "type": "webhook", "depends_on": ["route"],
                  "config": {"url": "{{ input.page_url }}", "event": "incident.page",
@@ -203,7 +205,7 @@ _TEMPLATES: list[dict[str, Any]] = [
 
 def builtin_templates() -> list[dict[str, Any]]:
     """Every builtin template as the API shows it, in a stable order (by category, then name)."""
-    out = [{**t, "is_builtin": True, "created_at": BUILTIN_CREATED_AT} for t in _TEMPLATES]
+    out = [{**copy.deepcopy(t), "is_builtin": True, "created_at": BUILTIN_CREATED_AT} for t in _TEMPLATES]
     return sorted(out, key=lambda t: (t["category"], t["name"]))
 
 

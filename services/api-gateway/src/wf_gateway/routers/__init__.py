@@ -1,0 +1,3 @@
+from ..pathids import register
+
+register()  # before any router module compiles its paths

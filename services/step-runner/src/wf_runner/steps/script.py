@@ -37,6 +37,7 @@ class ScriptStep:
                                    env={**env, "WORKFLOW_INPUT": input_path})
         except (SandboxUnavailable, OSError) as exc:
             raise StepError(f"script sandbox failed: {exc}", error_type="sandbox_error") from None
+        ctx.metadata["isolation"] = res.isolation
         return _outcome(res, timeout, _Redactor(ctx.secrets), self.limits.output_bytes)
 
 

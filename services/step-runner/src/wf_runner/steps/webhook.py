@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from .. import egress
 from .base import StepContext, StepError, number
