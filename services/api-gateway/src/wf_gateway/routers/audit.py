@@ -42,7 +42,7 @@ class VerifyAnswer(BaseModel):
 @router.get("/events", response_model=AuditPage)
 async def audit_events(
     request: Request, p: Admin,
-    stream: Annotated[str | None, Query(max_length=200)] = None,
+    stream: Annotated[str | None, Query(pattern=r"^[a-z]+_[A-Za-z0-9_-]{1,64}$")] = None,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):

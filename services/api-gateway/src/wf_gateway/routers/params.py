@@ -17,3 +17,6 @@ TemplateId = Annotated[str, Path(pattern=pattern("tpl_id"))]
 KeyId = Annotated[str, Path(pattern=pattern("key_id"))]
 Version = Annotated[int, Path(ge=1, le=MAX_INT)]
 RunId = Annotated[str, Path(pattern=pattern("run_id"))]
+
+# time travel (SPEC §8): the state right after the event with this global seq
+AsOf = Annotated[int | None, Query(ge=1, le=MAX_INT, description="answer as of this event seq (time travel)")]

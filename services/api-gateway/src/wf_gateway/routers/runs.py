@@ -1,10 +1,13 @@
 """Runs: start, get, list."""
 from fastapi import APIRouter, Request
 
+from wf_platform.timetravel import run_as_of
+
 from .. import commands, idempotency, queries
 from ..auth import Reader, Writer
+from ..problems import Problem
 from ..models import RunAccepted, RunEnvelope, RunList, RunRequest
-from .params import IdempotencyKey, Label, Limit, Offset, RunId, WorkflowId
+from .params import AsOf, IdempotencyKey, Label, Limit, Offset, RunId, WorkflowId
 
 router = APIRouter(prefix="/api/workflows", tags=["runs"])
 
@@ -26,8 +29,14 @@ async def run_workflow(request: Request, p: Writer, workflow_id: WorkflowId, bod
 
 
 @router.get("/runs/{run_id:run_id}", response_model=RunEnvelope)
-async def get_run(request: Request, p: Reader, run_id: RunId):
-    return {"run": await queries.get_run(request.app.state.rt.pool, p.tenant, run_id)}
+async def get_run(request: Request, p: Reader, run_id: RunId, as_of: AsOf = None):
+    pool = request.app.state.rt.pool
+    if as_of is not None:
+        run = await run_as_of(pool, p.tenant, run_id, as_of)
+        if run is None:
+            raise Problem(404, f"Run '{run_id}' did not exist as of event {as_of}.")
+        return {"run": run}
+    return {"run": await queries.get_run(pool, p.tenant, run_id)}
 
 
 @router.get("/{workflow_id:wf_id}/runs", response_model=RunList)

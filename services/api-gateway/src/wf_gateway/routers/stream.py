@@ -8,6 +8,7 @@ from .. import queries
 from ..auth import Reader
 from ..problems import Problem
 from ..sse import RunStream
+from .params import RunId
 
 router = APIRouter(prefix="/api/workflows", tags=["stream"])
 
@@ -27,10 +28,10 @@ def _last_id(header: str | None, query: int | None) -> int:
     return value
 
 
-@router.get("/runs/{run_id}/stream", response_class=StreamingResponse,
+@router.get("/runs/{run_id:run_id}/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
 async def stream_run(
-    request: Request, p: Reader, run_id: str,
+    request: Request, p: Reader, run_id: RunId,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
     last_event_id_q: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**31)] = None,
 ):

@@ -1,13 +1,16 @@
 """/api/workflows: list, create, get, update, delete, status, validate (SPEC §3)."""
 from fastapi import APIRouter, Request, Response
 
+from wf_platform.timetravel import workflow_as_of
+
 from .. import idempotency, queries, workflow_commands
 from ..auth import Reader, Writer
 from ..domain.validation import validate_definition
 from ..models import (StatusChange, TriggerType, ValidateRequest, ValidationResult, Workflow, WorkflowCreate,
                       WorkflowCreated, WorkflowList, WorkflowStatus, WorkflowUpdate)
+from ..problems import Problem
 from ..validation_gate import check_definition
-from .params import IdempotencyKey, Label, Limit, Offset, WorkflowId
+from .params import AsOf, IdempotencyKey, Label, Limit, Offset, WorkflowId
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -43,8 +46,15 @@ async def validate_workflow(p: Reader, body: ValidateRequest):
 
 
 @router.get("/{workflow_id:wf_id}", response_model=Workflow)
-async def get_workflow(request: Request, p: Reader, workflow_id: WorkflowId):
-    return await queries.get_workflow(request.app.state.rt.pool, p.tenant, workflow_id)
+async def get_workflow(request: Request, p: Reader, workflow_id: WorkflowId, as_of: AsOf = None):
+    pool = request.app.state.rt.pool
+    if as_of is not None:
+        # folded from the log up to that event, not read from a snapshot
+        wf = await workflow_as_of(pool, p.tenant, workflow_id, as_of)
+        if wf is None:
+            raise Problem(404, f"Workflow '{workflow_id}' did not exist as of event {as_of}.")
+        return wf
+    return await queries.get_workflow(pool, p.tenant, workflow_id)
 
 
 @router.put("/{workflow_id:wf_id}", response_model=Workflow)
