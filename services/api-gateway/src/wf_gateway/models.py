@@ -163,6 +163,8 @@ class Run(BaseModel):
     status: str
     trigger: str
     input_data: dict[str, Any]
+    # where the run came from beyond `trigger`, e.g. {"schedule_id", "fire_time"} for scheduled runs
+    metadata: dict[str, Any] = {}
     created_at: str | None
     started_at: str | None
     completed_at: str | None
