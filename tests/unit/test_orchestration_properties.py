@@ -28,7 +28,8 @@ def workflows(draw):
             step.update(type="loop", config={"items": list(range(draw(st.integers(0, 4)))),
                                              "max_concurrency": draw(st.integers(1, 3)),
                                              "fail_fast": draw(st.booleans()),
-                                             "step": {"type": "http_request", "config": {"url": "https://x/{{ item }}"}}})
+                                             "step": {"type": "http_request",
+                                                      "config": {"url": "https://x/{{ item }}"}}})
         elif kind == "condition":
             later = [f"s{j}" for j in range(i + 1, n)]
             step.update(type="condition", config={

@@ -22,7 +22,8 @@ BUFFER = 1000              # live events buffered per client before a slow clien
 SSE_NAMES = {
     "run.created": "run_queued",
     "run.started": "run_started",
-    "step.dispatched": "step_started",
+    "step.dispatched": "step_started",   # a runner step's attempt goes out
+    "step.started": "step_started",      # a control-flow step (condition, wait, loop) begins
     "step.completed": "step_completed",
     "step.failed": "step_failed",
     "step.skipped": "step_skipped",
