@@ -16,7 +16,12 @@ from .projections import apply_event, upsert_run
 
 # Every table that is a projection of the log. Not here: events, log_head (the log itself),
 # relay_checkpoint (how far NATS was fed), schema_migrations.
-PROJECTION_TABLES = ["api_keys", "workflows", "workflow_versions", "runs", "idempotency", "schedules", "templates"]
+PROJECTION_TABLES = ["api_keys", "workflows", "workflow_versions", "runs", "idempotency", "schedules", "templates",
+                     "run_schedule"]
+# Columns compared after a rebuild, where not all of them: run_schedule's queue position is a fresh
+# sequence number (only its order matters, and a rebuild keeps arrival order) and claimed_until /
+# stream_version are soft-lease and write-skipping bookkeeping of live replicas.
+COMPARE_COLUMNS = {"run_schedule": "run_id, tenant, workflow_id, phase, wf_cap, due_at"}
 
 
 @dataclass
@@ -49,6 +54,7 @@ async def rebuild(dsn: str, schema: str = "wf_rebuild", progress=None, page: int
         sync.execute(f"CREATE SCHEMA {schema}")
         for t in tables:
             sync.execute(f"CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING ALL)")
+            _own_sequences(sync, schema, t)
         total = sync.execute("SELECT seq FROM log_head").fetchone()[0]
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute(f"SET search_path TO {schema}, public")
@@ -79,12 +85,28 @@ async def rebuild(dsn: str, schema: str = "wf_rebuild", progress=None, page: int
     report.seconds = time.perf_counter() - t0
     with psycopg.connect(dsn, autocommit=True) as sync:
         for t in tables:
+            cols = COMPARE_COLUMNS.get(t, "*")
             only_live = sync.execute(
-                f"SELECT count(*) FROM (SELECT * FROM public.{t} EXCEPT ALL SELECT * FROM {schema}.{t}) x").fetchone()[0]
+                f"SELECT count(*) FROM (SELECT {cols} FROM public.{t} EXCEPT ALL SELECT {cols} FROM {schema}.{t}) x"
+            ).fetchone()[0]
             only_new = sync.execute(
-                f"SELECT count(*) FROM (SELECT * FROM {schema}.{t} EXCEPT ALL SELECT * FROM public.{t}) x").fetchone()[0]
+                f"SELECT count(*) FROM (SELECT {cols} FROM {schema}.{t} EXCEPT ALL SELECT {cols} FROM public.{t}) x"
+            ).fetchone()[0]
             report.differences[t] = (only_live, only_new)
     return report
+
+
+def _own_sequences(conn, schema: str, table: str) -> None:
+    """LIKE copies a serial column's default, which still points at the live table's sequence.
+    Give the rebuilt table a sequence of its own (moved along with it by SET SCHEMA on swap)."""
+    cols = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (f"public.{table}",)).fetchall()
+    for (col,) in cols:
+        if conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (f"public.{table}", col)).fetchone()[0]:
+            seq = f"{schema}.{table}_{col}_seq"
+            conn.execute(f"CREATE SEQUENCE {seq} OWNED BY {schema}.{table}.{col}")
+            conn.execute(f"ALTER TABLE {schema}.{table} ALTER COLUMN {col} SET DEFAULT nextval('{seq}')")
 
 
 def swap_in(dsn: str, schema: str = "wf_rebuild") -> None:
@@ -94,6 +116,6 @@ def swap_in(dsn: str, schema: str = "wf_rebuild") -> None:
             tables = [r[0] for r in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall()]
             for t in tables:
-                conn.execute(f"DROP TABLE IF EXISTS public.{t}")
+                conn.execute(f"DROP TABLE IF EXISTS public.{t}")  # also drops the sequences it owns
                 conn.execute(f"ALTER TABLE {schema}.{t} SET SCHEMA public")
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
