@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.infra import nats_for_tests, postgres_for_tests, wait_for  # noqa: E402
 from tests.support.stack import Stack  # noqa: E402
 from tests.support.target import Target  # noqa: E402
+from bench import audit, orchestration, streams  # noqa: E402
 
 
 def _ts(s: str) -> datetime:
@@ -186,21 +187,53 @@ def schedule_lateness(tmp: Path, server_dsn: str, nats_url: str, count: int = 10
             "lateness_s_max": round(late[-1], 3), "all_committed_s": round(all_committed, 3)}
 
 
+def _fresh_db(dsn: str, name: str) -> str:
+    import psycopg
+
+    from wf_platform.migrate import migrate
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = dsn.partition("?")
+    out = base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    migrate(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--nats-nosync", action="store_true", help="JetStream without sync_interval: always")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    ap.add_argument("--only", default="", help="comma-separated benchmark names to run (default: all)")
+    ap.add_argument("--audit-events", type=int, default=1_000_000)
     args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+
+    def want(name: str) -> bool:
+        return not only or name in only
+
     results: dict = {"when": datetime.now().isoformat(timespec="seconds")}
     with tempfile.TemporaryDirectory(prefix="wf-bench-") as tmp:
         tmp = Path(tmp)
         with postgres_for_tests(tmp / "pg") as pg, nats_for_tests(tmp / "nats", sync_always=not args.nats_nosync) as nats, \
                 Target() as target:
             with Stack(tmp, pg.dsn, nats.url, orchestrators=1, runners=1, schedulers=0) as stack:
-                results["step_chain"] = step_chain(stack, target, args.runs)
-                results["api_latency"] = api_latency(stack)
-            results["schedule_lateness"] = schedule_lateness(tmp, pg.dsn, nats.url)
+                if want("step_chain"):
+                    results["step_chain"] = step_chain(stack, target, args.runs)
+                if want("api_latency"):
+                    results["api_latency"] = api_latency(stack)
+                if want("throughput"):
+                    results["throughput_1_orchestrator"] = orchestration.throughput(stack, target)
+                if want("timer_lateness"):
+                    results["timer_lateness"] = orchestration.timer_lateness(stack)
+                if want("sse_lag"):
+                    results["sse_lag"] = streams.sse_lag(stack, target)  # last: it releases the target
+            if want("schedule_lateness"):
+                results["schedule_lateness"] = schedule_lateness(tmp, pg.dsn, nats.url)
+            if want("audit"):
+                results["audit"] = audit.audit_speed(_fresh_db(pg.dsn, "bench_audit"), args.audit_events)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
