@@ -149,3 +149,56 @@ def test_200_concurrent_clients_each_get_every_event(stack_factory, target):
 
         results = asyncio.run(main())
         assert all(r == EXPECTED for r in results), {tuple(r) for r in results}
+
+
+def read_frames(url, headers, count, timeout=60):
+    out = []
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(timeout)) as r:
+        assert r.status_code == 200
+        cur = {}
+        for line in r.iter_lines():
+            if line == "":
+                if "event" in cur:
+                    out.append((int(cur["id"]), cur["event"], json.loads(cur["data"])))
+                    if len(out) >= count:
+                        return out
+                cur = {}
+            elif not line.startswith(":"):
+                k, _, v = line.partition(":")
+                cur[k] = v[1:] if v.startswith(" ") else v
+    return out
+
+
+def test_workflow_stream_for_dashboards(stack_factory, target):
+    import threading
+
+    import psycopg
+
+    with stack_factory(orchestrators=1, runners=1, schedulers=0) as stack:
+        c = stack.client
+        wf = c.post("/api/workflows", json=slow_workflow(target, ms=300)).json()["id"]
+        other = c.post("/api/workflows", json=slow_workflow(target, ms=10)).json()["id"]
+        with psycopg.connect(stack.base_env["DATABASE_URL"]) as conn:
+            head = conn.execute("SELECT seq FROM log_head").fetchone()[0]
+        got: list = []
+        # from the current head on: whatever happens before the subscription is made comes from the
+        # log, the rest live, with nothing lost or repeated at the hand-over
+        reader = threading.Thread(target=lambda: got.extend(read_frames(
+            f"{stack.url}/api/workflows/{wf}/stream", {**AUTH, "Last-Event-ID": str(head)},
+            count=2 * len(EXPECTED), timeout=90)))
+        reader.start()
+        r1 = c.post(f"/api/workflows/{wf}/run").json()["run_id"]
+        c.post(f"/api/workflows/{other}/run")
+        r2 = c.post(f"/api/workflows/{wf}/run").json()["run_id"]
+        reader.join(timeout=120)
+        assert not reader.is_alive()
+        assert {d["run_id"] for _, _, d in got} == {r1, r2}
+        assert all(d["workflow_id"] == wf for _, _, d in got)
+        ids = [i for i, _, _ in got]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        for rid in (r1, r2):
+            assert [e for _, e, d in got if d["run_id"] == rid] == EXPECTED
+        # resume from the 3rd event: the rest comes from the log, in the same order
+        rest = read_frames(f"{stack.url}/api/workflows/{wf}/stream", {**AUTH, "Last-Event-ID": str(ids[2])},
+                           count=len(got) - 3)
+        assert rest == got[3:]
