@@ -2,9 +2,7 @@
 from psycopg_pool import AsyncConnectionPool
 
 from .chain import ChainVerifier, VerifyResult
-from .eventlog import chain_row
-
-_COLS = "seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id, recorded_at, hash"
+from .eventlog import EVENT_COLUMNS, chain_row
 
 
 async def verify_log(pool: AsyncConnectionPool, page: int = 20_000) -> VerifyResult:
@@ -17,7 +15,7 @@ async def verify_log(pool: AsyncConnectionPool, page: int = 20_000) -> VerifyRes
             head = await (await conn.execute("SELECT seq, hash FROM log_head WHERE id = 1")).fetchone()
             while True:
                 cur = await conn.execute(
-                    f"SELECT {_COLS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, page)
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, page)
                 )
                 rows = await cur.fetchall()
                 if not rows:

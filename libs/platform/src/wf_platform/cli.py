@@ -16,9 +16,9 @@ from typing import Iterator, TextIO
 import psycopg
 
 from .chain import ChainRow, ChainVerifier
+from .eventlog import EVENT_COLUMNS
 from .settings import DEFAULT_DATABASE_URL
 
-_COLS = "seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id, recorded_at, hash"
 
 
 def _rows(dsn: str, stream: str | None, page: int = 20_000) -> Iterator[tuple]:
@@ -27,10 +27,10 @@ def _rows(dsn: str, stream: str | None, page: int = 20_000) -> Iterator[tuple]:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         while True:
             if stream:
-                cur = conn.execute(f"SELECT {_COLS} FROM events WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
+                cur = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
                                    (stream, after, page))
             else:
-                cur = conn.execute(f"SELECT {_COLS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, page))
+                cur = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, page))
             rows = cur.fetchall()
             if not rows:
                 return

@@ -18,14 +18,15 @@ from .chain import ChainRow
 
 ProjectFn = Callable[[psycopg.AsyncConnection, list[Recorded]], Awaitable[None]]
 
-_COLS = "seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id, recorded_at, hash"
+# the events table's columns in the order recorded_from_row() and chain_row() read them
+EVENT_COLUMNS = "seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id, recorded_at, hash"
 
 
 class ConcurrencyConflict(Exception):
     """Someone else appended to the stream first: reload and decide again."""
 
 
-def _recorded(row: tuple) -> Recorded:
+def recorded_from_row(row: tuple) -> Recorded:
     seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h = row
     return Recorded(
         id=id_, seq=seq, stream=stream, version=version, tenant=tenant, type=type_,
@@ -96,23 +97,23 @@ class EventLog:
     async def read_stream(self, stream: str, after_version: int = 0) -> list[Recorded]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLS} FROM events WHERE stream = %s AND version > %s ORDER BY version",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND version > %s ORDER BY version",
                 (stream, after_version),
             )
-            return [_recorded(r) for r in await cur.fetchall()]
+            return [recorded_from_row(r) for r in await cur.fetchall()]
 
     async def read_all(self, after_seq: int = 0, limit: int = 1000, stream: str | None = None) -> list[Recorded]:
         async with self.pool.connection() as conn:
             if stream is None:
                 cur = await conn.execute(
-                    f"SELECT {_COLS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, limit)
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, limit)
                 )
             else:
                 cur = await conn.execute(
-                    f"SELECT {_COLS} FROM events WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s",
                     (stream, after_seq, limit),
                 )
-            return [_recorded(r) for r in await cur.fetchall()]
+            return [recorded_from_row(r) for r in await cur.fetchall()]
 
     async def head(self) -> int:
         async with self.pool.connection() as conn:

@@ -11,7 +11,7 @@ import psycopg
 
 from wf_contracts.run_state import RunState, evolve
 
-from .eventlog import _COLS, _recorded
+from .eventlog import EVENT_COLUMNS, recorded_from_row
 from .projections import apply_event, upsert_run
 
 # Every table that is a projection of the log. Not here: events, log_head (the log itself),
@@ -62,7 +62,7 @@ async def rebuild(dsn: str, schema: str = "wf_rebuild", progress=None, page: int
         after = 0
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as reader:
             while True:
-                cur = await reader.execute(f"SELECT {_COLS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                cur = await reader.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
                                            (after, page))
                 rows = await cur.fetchall()
                 if not rows:
@@ -70,7 +70,7 @@ async def rebuild(dsn: str, schema: str = "wf_rebuild", progress=None, page: int
                 async with conn.transaction():
                     async with conn.pipeline():
                         for row in rows:
-                            rec = _recorded(row)
+                            rec = recorded_from_row(row)
                             if rec.stream.startswith("run_"):
                                 runs[rec.stream] = evolve(runs.get(rec.stream) or RunState(), rec)
                             await apply_event(conn, rec)

@@ -4,16 +4,16 @@ from typing import Any
 from wf_contracts.run_state import fold, run_view
 from wf_contracts.workflow_state import fold_workflow
 
-from .eventlog import _COLS, _recorded
+from .eventlog import EVENT_COLUMNS, recorded_from_row
 
 
 async def _stream_until(pool, stream: str, tenant: str, as_of: int) -> list:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_COLS} FROM events WHERE stream = %s AND tenant = %s AND seq <= %s ORDER BY version",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE stream = %s AND tenant = %s AND seq <= %s ORDER BY version",
             (stream, tenant, as_of),
         )
-        return [_recorded(r) for r in await cur.fetchall()]
+        return [recorded_from_row(r) for r in await cur.fetchall()]
 
 
 async def run_as_of(pool, tenant: str, run_id: str, as_of: int) -> dict[str, Any] | None:

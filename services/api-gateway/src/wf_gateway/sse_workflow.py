@@ -11,6 +11,7 @@ from typing import AsyncIterator
 from wf_contracts import codec, events as ev
 from wf_contracts.envelope import Recorded
 from wf_contracts.run_state import RunState
+from wf_platform.eventlog import recorded_from_row
 
 from .sse import BUFFER, HEARTBEAT_SECONDS, SSE_NAMES, frame, payload
 
@@ -53,8 +54,6 @@ class WorkflowStream:
         return frame(rec.seq, name, data)
 
     async def _catch_up(self) -> list[bytes]:
-        from wf_platform.eventlog import _recorded
-
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(
                 f"SELECT {_COLS} FROM events e JOIN runs r ON r.id = e.stream"
@@ -62,7 +61,7 @@ class WorkflowStream:
                 (self.workflow_id, self.sent))).fetchall()
         out = []
         for row in rows:
-            rec = _recorded(row)
+            rec = recorded_from_row(row)
             self.mine[rec.stream] = True
             f = self._frame(rec)
             if f:
