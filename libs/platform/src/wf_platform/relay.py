@@ -51,27 +51,36 @@ class Relay:
         self.batch = batch
         self._wake = asyncio.Event()
         self.active = False
+        self.pos = 0  # last seq published and checkpointed while active
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop))
+        loop = asyncio.get_running_loop()
+        renew_at = 0.0
         try:
             while not stop.is_set():
                 try:
-                    pos = await self._lease()
-                    if pos is None:
-                        self.active = False
-                        await _wait(stop, self.lease_seconds / 2)
-                        continue
-                    self.active = True
-                    n = await self._pump(pos)
+                    # The lease is renewed every lease/3 seconds, not on every batch: renewing is a
+                    # commit (an fsync) that would otherwise sit in front of every publish.
+                    if not self.active or loop.time() >= renew_at:
+                        pos = await self._lease()
+                        if pos is None:
+                            self.active = False
+                            await _wait(stop, self.lease_seconds / 2)
+                            continue
+                        self.active, self.pos = True, pos
+                        renew_at = loop.time() + self.lease_seconds / 3
+                    # cleared before reading, so a commit notified while we pump wakes the next round
+                    self._wake.clear()
+                    n = await self._pump()
                     if n < self.batch:
-                        self._wake.clear()
-                        await _wait_any(stop, self._wake, 1.0)
+                        await _wait_any(stop, self._wake, max(0.05, min(1.0, renew_at - loop.time())))
                 except (psycopg.Error, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
                     if stop.is_set():
                         break
                     log.warning("relay error, retrying: %r", exc)
+                    self.active = False
                     await _wait(stop, 0.5)
         finally:
             listener.cancel()
@@ -100,12 +109,12 @@ class Relay:
         except Exception:  # noqa: BLE001 - best effort at shutdown; the lease lapses anyway
             pass
 
-    async def _pump(self, after: int) -> int:
+    async def _pump(self) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT seq, id, stream, version, tenant, type, payload, actor, causation_id,"
                 " correlation_id, recorded_at, hash FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after, self.batch),
+                (self.pos, self.batch),
             )
             rows = await cur.fetchall()
         if not rows:
@@ -126,12 +135,18 @@ class Relay:
         last = rows[-1][0]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE relay_checkpoint SET seq = %s WHERE name = 'nats' AND holder = %s AND seq < %s",
-                (last, self.holder, last),
+                "UPDATE relay_checkpoint SET seq = greatest(seq, %s) WHERE name = 'nats' AND holder = %s"
+                " RETURNING (SELECT seq FROM log_head WHERE id = 1)",
+                (last, self.holder),
             )
-            head = await (await conn.execute("SELECT seq FROM log_head WHERE id = 1")).fetchone()
+            head = await cur.fetchone()
         self.published += len(rows)
         metrics.RELAY_PUBLISHED.inc(len(rows))
+        if head is None:
+            # the lease lapsed and another relay holds it: what we published is de-duplicated by id
+            self.active = False
+            return 0
+        self.pos = last
         metrics.RELAY_LAG.set(max(0, head[0] - last))
         return len(rows)
 

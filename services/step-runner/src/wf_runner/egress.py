@@ -78,6 +78,12 @@ def address_problem(ip: Address) -> str | None:
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
+    literal = host.strip("[]")
+    try:
+        ipaddress.ip_address(literal)
+        return [literal]  # an address needs no lookup (getaddrinfo would cost a thread-pool hop)
+    except ValueError:
+        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(info[4][0] for info in infos))
 
