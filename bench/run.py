@@ -230,6 +230,11 @@ def main() -> None:
                     results["timer_lateness"] = orchestration.timer_lateness(stack)
                 if want("sse_lag"):
                     results["sse_lag"] = streams.sse_lag(stack, target)  # last: it releases the target
+            if want("throughput"):
+                # the same burst with two orchestrator replicas sharing the work (fresh database)
+                with Stack(tmp / "two", _fresh_db(pg.dsn, "bench_two"), nats.url, orchestrators=2, runners=1,
+                           schedulers=0) as stack2:
+                    results["throughput_2_orchestrators"] = orchestration.throughput(stack2, target)
             if want("schedule_lateness"):
                 results["schedule_lateness"] = schedule_lateness(tmp, pg.dsn, nats.url)
             if want("audit"):
