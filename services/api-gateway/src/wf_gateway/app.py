@@ -13,6 +13,7 @@ from . import openapi_doc, problems
 from .bodycheck import BodyCheck
 from .commands import ensure_bootstrap_key
 from .limits import BodyLimit
+from .run_feeds import RunFeeds
 from .routers import audit, keys, run_ops, runs, schedules, stream, templates, versions, workflows
 from .settings import GatewaySettings
 
@@ -22,6 +23,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         rt = await open_runtime("api-gateway", settings.common)
         app.state.rt = rt
+        app.state.run_feeds = RunFeeds(rt.nc)
         if settings.bootstrap_api_key:
             await ensure_bootstrap_key(rt.log, rt.pool, settings.bootstrap_api_key)
         tasks = []

@@ -10,7 +10,7 @@ in the run's stream, identical on every gateway replica, so a reconnect may land
 import asyncio
 from typing import AsyncIterator
 
-from wf_contracts import codec, subjects
+from wf_contracts import codec
 from wf_contracts.envelope import Recorded
 from wf_contracts.run_state import RunState, evolve
 from wf_contracts.timefmt import iso_z
@@ -61,18 +61,11 @@ def frame(event_id: int | str, name: str, data: dict) -> bytes:
 
 
 class RunStream:
-    def __init__(self, nc, log, run_id: str, last_id: int) -> None:
-        self.nc, self.log, self.run_id = nc, log, run_id
+    def __init__(self, feeds, log, run_id: str, last_id: int) -> None:
+        self.feeds, self.log, self.run_id = feeds, log, run_id
         self.state = RunState()
         self.sent = last_id
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=BUFFER)
-        self.overflow = False
-
-    async def _on_msg(self, msg) -> None:
-        try:
-            self.queue.put_nowait(msg.data)
-        except asyncio.QueueFull:
-            self.overflow = True
+        self.feed = None
 
     def _apply(self, recs: list[Recorded]) -> list[bytes]:
         out = []
@@ -82,7 +75,8 @@ class RunStream:
             self.state = evolve(self.state, rec)
             name = SSE_NAMES.get(rec.type)
             if rec.version > self.sent and name:
-                out.append(frame(rec.version, name, payload(rec, self.state)))
+                state = self.state
+                out.append(self.feed.frame(rec.version, lambda: frame(rec.version, name, payload(rec, state))))
             self.sent = max(self.sent, rec.version)
         return out
 
@@ -90,27 +84,23 @@ class RunStream:
         return self._apply(await self.log.read_stream(self.run_id, after_version=self.state.version))
 
     async def events(self) -> AsyncIterator[bytes]:
-        sub = await self.nc.subscribe(subjects.stream_events(self.run_id), cb=self._on_msg)
+        self.feed, sink = await self.feeds.join(self.run_id, BUFFER)
         try:
             yield b": stream open\n\n"
             for chunk in await self._catch_up():
                 yield chunk
             while not self.state.finished:
                 try:
-                    data = await asyncio.wait_for(self.queue.get(), timeout=HEARTBEAT_SECONDS)
+                    rec = await asyncio.wait_for(sink.queue.get(), timeout=HEARTBEAT_SECONDS)
                 except asyncio.TimeoutError:
                     yield b": keep-alive\n\n"
                     for chunk in await self._catch_up():
                         yield chunk
                     continue
-                if self.overflow:
+                if sink.overflow:
                     yield frame("overflow", "error", {"run_id": self.run_id, "detail":
                                 "client too slow: reconnect with Last-Event-ID to resume"})
                     return
-                try:
-                    rec = codec.decode_recorded(data)
-                except codec.DecodeError:
-                    continue
                 if rec.version > self.state.version + 1:
                     chunks = await self._catch_up()  # a gap in the live feed: fill from the log
                 else:
@@ -118,4 +108,4 @@ class RunStream:
                 for chunk in chunks:
                     yield chunk
         finally:
-            await sub.unsubscribe()
+            await self.feeds.leave(self.run_id, self.feed, sink)

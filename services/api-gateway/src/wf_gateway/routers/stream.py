@@ -39,7 +39,7 @@ async def stream_run(
     rt = request.app.state.rt
     # auth and tenant checks happen here, before the first byte is sent
     await queries.get_run(rt.pool, p.tenant, run_id)
-    stream = RunStream(rt.nc, rt.log, run_id, _last_id(last_event_id, last_event_id_q))
+    stream = RunStream(request.app.state.run_feeds, rt.log, run_id, _last_id(last_event_id, last_event_id_q))
     return StreamingResponse(stream.events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
