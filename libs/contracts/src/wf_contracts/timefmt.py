@@ -7,6 +7,3 @@ def iso_z(t: datetime) -> str:
         t = t.replace(tzinfo=timezone.utc)
     return t.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Sequence
 
 import psycopg
+from msgspec.structs import replace
 from psycopg_pool import AsyncConnectionPool
 
 from wf_contracts import codec
@@ -40,6 +41,32 @@ def chain_row(row: tuple) -> ChainRow:
     return ChainRow(seq, id_, stream, version, tenant, type_, actor, cause, corr, at, payload, bytes(h))
 
 
+def pending_records(stream: str, tenant: str, expected_version: int, items: Sequence[NewEvent],
+                    now: datetime) -> list[Recorded]:
+    """The events as they will be recorded, before the log assigns seq and hash (for projections)."""
+    return [
+        Recorded(id=item.id, seq=0, stream=stream, version=expected_version + i + 1, tenant=tenant,
+                 type=type(item.event).__struct_config__.tag, event=item.event, actor=item.actor,
+                 causation_id=item.causation_id, correlation_id=item.correlation_id, recorded_at=now, hash="")
+        for i, item in enumerate(items)
+    ]
+
+
+def wire(items: Sequence[NewEvent], now: datetime) -> str:
+    """wf_append's events argument (JSON text)."""
+    return codec.encode([
+        {"id": item.id, "type": type(item.event).__struct_config__.tag, "payload": codec.encode_event(item.event),
+         "actor": item.actor, "causation_id": item.causation_id, "correlation_id": item.correlation_id,
+         "recorded_at": iso_z(now)}
+        for item in items
+    ]).decode()
+
+
+def is_conflict(exc: psycopg.Error) -> bool:
+    """An expected-version mismatch (WF409) or a unique key that an inline projection guards."""
+    return exc.sqlstate in ("WF409", "23505")
+
+
 class EventLog:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
@@ -55,25 +82,7 @@ class EventLog:
     ) -> list[Recorded]:
         if not items:
             return []
-        pending: list[Recorded] = []
-        wire = []
-        for i, item in enumerate(items):
-            payload = codec.encode_event(item.event)
-            tag = type(item.event).__struct_config__.tag
-            pending.append(
-                Recorded(
-                    id=item.id, seq=0, stream=stream, version=expected_version + i + 1, tenant=tenant,
-                    type=tag, event=item.event, actor=item.actor, causation_id=item.causation_id,
-                    correlation_id=item.correlation_id, recorded_at=now, hash="",
-                )
-            )
-            wire.append(
-                {
-                    "id": item.id, "type": tag, "payload": payload, "actor": item.actor,
-                    "causation_id": item.causation_id, "correlation_id": item.correlation_id,
-                    "recorded_at": iso_z(now),
-                }
-            )
+        pending = pending_records(stream, tenant, expected_version, items, now)
         try:
             async with self.pool.connection() as conn:
                 async with conn.transaction():
@@ -82,17 +91,14 @@ class EventLog:
                             await project(conn, pending)
                         cur = await conn.execute(
                             "SELECT o_seq, o_hash FROM wf_append(%s, %s, %s, %s::jsonb)",
-                            (stream, expected_version, tenant, codec.encode(wire).decode()),
+                            (stream, expected_version, tenant, wire(items, now)),
                         )
                         rows = await cur.fetchall()
         except psycopg.Error as exc:
-            if exc.sqlstate in ("WF409", "23505"):
+            if is_conflict(exc):
                 raise ConcurrencyConflict(str(exc)) from exc
             raise
-        return [
-            Recorded(**{**_asdict(p), "seq": seq, "hash": bytes(h).hex()})
-            for p, (seq, h) in zip(pending, rows)
-        ]
+        return [replace(p, seq=seq, hash=bytes(h).hex()) for p, (seq, h) in zip(pending, rows)]
 
     async def read_stream(self, stream: str, after_version: int = 0) -> list[Recorded]:
         async with self.pool.connection() as conn:
@@ -119,7 +125,3 @@ class EventLog:
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT seq FROM log_head WHERE id = 1")
             return (await cur.fetchone())[0]
-
-
-def _asdict(r: Recorded) -> dict:
-    return {f: getattr(r, f) for f in r.__struct_fields__}

@@ -7,7 +7,7 @@ is a 404 before any handler or query sees it.
 from starlette.convertors import Convertor, register_url_convertor
 
 ID_BODY = "[A-Za-z0-9_-]{1,64}"
-PREFIXES = {"wf_id": "wf", "tpl_id": "tpl", "key_id": "key", "run_id": "run"}
+PREFIXES = {"wf_id": "wf", "tpl_id": "tpl", "key_id": "key", "run_id": "run", "sched_id": "sched"}
 
 
 def pattern(kind: str) -> str:

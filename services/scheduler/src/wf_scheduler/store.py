@@ -13,11 +13,10 @@ from datetime import datetime
 import psycopg
 
 from wf_contracts import codec
-from wf_contracts.envelope import NewEvent, Recorded
+from wf_contracts.envelope import NewEvent
 from wf_contracts.ids import new_id
 from wf_contracts.run_state import fold
-from wf_contracts.timefmt import iso_z
-from wf_platform.eventlog import ConcurrencyConflict
+from wf_platform.eventlog import ConcurrencyConflict, is_conflict, pending_records, wire
 from wf_platform.projections import apply_event, upsert_run
 
 from .decide import Decision, ScheduleRow, WorkflowRow
@@ -99,19 +98,6 @@ async def existing_runs(conn, run_ids: list[str]) -> set[str]:
     return {r[0] for r in await cur.fetchall()}
 
 
-def _recorded(stream: str, tenant: str, version: int, item: NewEvent, now: datetime) -> Recorded:
-    return Recorded(id=item.id, seq=0, stream=stream, version=version, tenant=tenant,
-                    type=type(item.event).__struct_config__.tag, event=item.event, actor=item.actor,
-                    causation_id=item.causation_id, correlation_id=item.correlation_id, recorded_at=now, hash="")
-
-
-def _wire(items: list[NewEvent], now: datetime) -> str:
-    return codec.encode([{
-        "id": i.id, "type": type(i.event).__struct_config__.tag, "payload": codec.encode_event(i.event),
-        "actor": i.actor, "causation_id": i.causation_id, "correlation_id": i.correlation_id,
-        "recorded_at": iso_z(now)} for i in items]).decode()
-
-
 async def write(conn, now: datetime, decisions: list[Decision], existing: set[str]) -> int:
     """Project and append every decision's events; returns how many events were appended."""
     appends: list[tuple[str, int, str, list[NewEvent]]] = []
@@ -121,19 +107,19 @@ async def write(conn, now: datetime, decisions: list[Decision], existing: set[st
             if run.run_id in existing:
                 continue
             item = NewEvent(id=new_id("evt"), event=run, actor=ACTOR, correlation_id=s.id)
-            rec = _recorded(run.run_id, s.tenant, 1, item, now)
-            await apply_event(conn, rec)
-            await upsert_run(conn, fold([rec]))
+            recs = pending_records(run.run_id, s.tenant, 0, [item], now)
+            await apply_event(conn, recs[0])
+            await upsert_run(conn, fold(recs))
             appends.append((run.run_id, 0, s.tenant, [item]))
         if d.events:
             items = [NewEvent(id=new_id("evt"), event=e, actor=ACTOR, correlation_id=s.id) for e in d.events]
-            for i, item in enumerate(items):
-                await apply_event(conn, _recorded(s.id, s.tenant, s.version + i + 1, item, now))
+            for rec in pending_records(s.id, s.tenant, s.version, items, now):
+                await apply_event(conn, rec)
             appends.append((s.id, s.version, s.tenant, items))
     if appends:
         # one statement for the whole batch: wf_append once per stream, in order (fewer round trips,
         # and the global log lock is taken by this statement only, right before the commit)
-        batch = [{"n": n, "stream": st, "expected": ex, "tenant": te, "events": _wire(items, now)}
+        batch = [{"n": n, "stream": st, "expected": ex, "tenant": te, "events": wire(items, now)}
                  for n, (st, ex, te, items) in enumerate(appends)]
         await conn.execute(
             "SELECT a.o_seq FROM jsonb_to_recordset(%s::jsonb)"
@@ -144,4 +130,4 @@ async def write(conn, now: datetime, decisions: list[Decision], existing: set[st
 
 
 def conflict(exc: psycopg.Error) -> ConcurrencyConflict | None:
-    return ConcurrencyConflict(str(exc)) if exc.sqlstate in ("WF409", "23505") else None
+    return ConcurrencyConflict(str(exc)) if is_conflict(exc) else None

@@ -17,6 +17,7 @@ TemplateId = Annotated[str, Path(pattern=pattern("tpl_id"))]
 KeyId = Annotated[str, Path(pattern=pattern("key_id"))]
 Version = Annotated[int, Path(ge=1, le=MAX_INT)]
 RunId = Annotated[str, Path(pattern=pattern("run_id"))]
+ScheduleId = Annotated[str, Path(pattern=pattern("sched_id"))]
 
 # time travel (SPEC §8): the state right after the event with this global seq
 AsOf = Annotated[int | None, Query(ge=1, le=MAX_INT, description="answer as of this event seq (time travel)")]

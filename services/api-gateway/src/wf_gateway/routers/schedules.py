@@ -3,30 +3,13 @@
 Included before the workflows router; `/schedules/{id}` only matches `sched_…` ids, so no other
 path is taken for a schedule and a malformed id is a plain 404.
 """
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
-from starlette.convertors import Convertor, register_url_convertor
+from fastapi import APIRouter, Request, Response
 
 from .. import idempotency, queries, schedules_store
 from ..auth import Reader, Writer
-from ..pathids import ID_BODY
 from ..schedules_models import Schedule, ScheduleCreate, ScheduleCreated, ScheduleList, SchedulePatch
-from .params import IdempotencyKey, Limit, Offset, WorkflowId
-
-
-class _ScheduleIdConvertor(Convertor):
-    regex = f"sched_{ID_BODY}"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("sched_id", _ScheduleIdConvertor())  # before the routes below compile their paths
-ScheduleId = Annotated[str, Path(pattern=f"^sched_{ID_BODY}$")]
+from .params import IdempotencyKey, Limit, Offset, ScheduleId, WorkflowId
 
 router = APIRouter(prefix="/api/workflows", tags=["schedules"])
 
