@@ -17,8 +17,9 @@ def events_of_type(event_type: str) -> str:
     return f"wf.evt.*.{event_type.replace('.', '_')}"
 
 
-def result_subject(run_id: str) -> str:
-    return f"wf.result.{run_id}"
+def result_subject(run_id: str, dispatch_id: str) -> str:
+    # one subject per dispatch: a runner can ask the stream whether that dispatch was answered
+    return f"wf.result.{run_id}.{dispatch_id}"
 
 
 RESULTS = "wf.result.>"

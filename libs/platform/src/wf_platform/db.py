@@ -2,7 +2,8 @@
 from psycopg_pool import AsyncConnectionPool
 
 
-async def open_pool(dsn: str, min_size: int = 2, max_size: int = 10, name: str = "wf") -> AsyncConnectionPool:
+async def open_pool(dsn: str, min_size: int = 2, max_size: int = 10, name: str = "wf",
+                    timeout: float = 10.0) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         dsn,
         min_size=min_size,
@@ -13,6 +14,9 @@ async def open_pool(dsn: str, min_size: int = 2, max_size: int = 10, name: str =
         # a connection that died with a Postgres restart is discarded on return; reconnect_timeout
         # keeps the pool trying instead of giving up while the database is down
         reconnect_timeout=3600,
+        # how long a caller waits for a connection: while the database is down the gateway answers
+        # 503 after this (problems.py), instead of holding the client for the default 30 s
+        timeout=timeout,
     )
     await pool.open(wait=True, timeout=30)
     return pool

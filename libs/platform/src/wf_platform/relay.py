@@ -10,13 +10,14 @@ import asyncio
 import logging
 
 import msgspec
+import nats.errors
 import psycopg
 from nats.js import JetStreamContext
 from psycopg_pool import AsyncConnectionPool
 
 from wf_contracts import codec, subjects
 
-from . import metrics
+from . import bus, metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,19 @@ class _Wire(msgspec.Struct):
     correlation_id: str | None
     recorded_at: str
     hash: str
+
+
+BUS_COLUMNS = ("seq, id, stream, version, tenant, type, payload, actor, causation_id, correlation_id,"
+               " recorded_at, hash")
+
+
+def bus_message(row: tuple) -> tuple[str, bytes, str]:
+    """(subject, body, Nats-Msg-Id) of an events row selected with BUS_COLUMNS: what the relay
+    publishes, and what the reconciliation sweep re-publishes byte for byte."""
+    seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h = row
+    body = codec.encode(_Wire(id_, seq, stream, version, tenant, type_, msgspec.Raw(payload.encode()), actor,
+                              cause, corr, at.isoformat(), bytes(h).hex()))
+    return subjects.event_subject(stream, type_), body, id_
 
 
 class Relay:
@@ -81,6 +95,9 @@ class Relay:
                         break
                     log.warning("relay error, retrying: %r", exc)
                     self.active = False
+                    if isinstance(exc, nats.errors.NoRespondersError):
+                        # nobody answers for the stream's subjects: the broker lost its store
+                        await _recreate_stream(self.js)
                     await _wait(stop, 0.5)
         finally:
             listener.cancel()
@@ -112,25 +129,15 @@ class Relay:
     async def _pump(self) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT seq, id, stream, version, tenant, type, payload, actor, causation_id,"
-                " correlation_id, recorded_at, hash FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
-                (self.pos, self.batch),
-            )
+                f"SELECT {BUS_COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (self.pos, self.batch))
             rows = await cur.fetchall()
         if not rows:
             metrics.RELAY_LAG.set(0)
             return 0
         futures = []
-        for seq, id_, stream, version, tenant, type_, payload, actor, cause, corr, at, h in rows:
-            body = codec.encode(
-                _Wire(id_, seq, stream, version, tenant, type_, msgspec.Raw(payload.encode()), actor,
-                      cause, corr, at.isoformat(), bytes(h).hex())
-            )
-            futures.append(
-                await self.js.publish_async(
-                    subjects.event_subject(stream, type_), body, headers={"Nats-Msg-Id": id_}
-                )
-            )
+        for row in rows:
+            subject, body, msg_id = bus_message(row)
+            futures.append(await self.js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id}))
         await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
         last = rows[-1][0]
         async with self.pool.connection() as conn:
@@ -164,6 +171,13 @@ class Relay:
             except Exception as exc:  # noqa: BLE001
                 log.debug("relay listener reconnecting: %r", exc)
                 await _wait(stop, 1.0)
+
+
+async def _recreate_stream(js: JetStreamContext) -> None:
+    try:
+        await bus.ensure_stream(js, bus._replicas_hint)
+    except Exception as exc:  # noqa: BLE001 - broker still away: the next round tries again
+        log.warning("re-creating the stream failed: %r", exc)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

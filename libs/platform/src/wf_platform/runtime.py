@@ -17,6 +17,7 @@ from .db import open_pool
 from .eventlog import EventLog
 from .migrate import migrate
 from .ops import serve_ops
+from .queue_metrics import QueueMetrics
 from .relay import Relay
 from .settings import CommonSettings
 
@@ -54,7 +55,8 @@ async def open_runtime(name: str, settings: CommonSettings, needs_db: bool = Tru
         pool = await open_pool(settings.database_url, max_size=settings.db_pool_max, name=name)
     nc = await _retry(lambda: bus.connect(settings.nats_url, settings.instance), "nats")
     js = nc.jetstream(timeout=10)
-    await bus.ensure_stream(js)
+    # retried: on a fresh cluster JetStream answers only once its nodes have elected a meta leader
+    await _retry(lambda: bus.ensure_stream(js, settings.nats_stream_replicas), "jetstream stream")
     return Runtime(name, settings, pool, nc, js, EventLog(pool) if pool else None)
 
 
@@ -100,6 +102,11 @@ async def run_service(name: str, settings: CommonSettings, components: list[Comp
         tasks.append(asyncio.create_task(r.run(rt.stop)))
     if ops:
         tasks.append(asyncio.create_task(serve_ops(settings.ops_host, settings.ops_port, rt.ready, rt.stop)))
+    # queue-depth and relay-backlog gauges for /metrics; kept out of `tasks` so it can never end the service
+    side = []
+    if ops and settings.queue_metrics_seconds > 0:
+        qm = QueueMetrics(rt.nc.jetstream(timeout=2), rt.nc, rt.pool, interval=settings.queue_metrics_seconds)
+        side.append(asyncio.create_task(qm.run(rt.stop)))
     log.info("started", extra={"fields": {"instance": settings.instance}})
     stopper = asyncio.create_task(rt.stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -108,7 +115,7 @@ async def run_service(name: str, settings: CommonSettings, components: list[Comp
             log.error("component crashed: %r", t.exception())
     rt.stop.set()
     # drain: components watch rt.stop and finish their in-flight work
-    _, pending = await asyncio.wait(tasks, timeout=30)
+    _, pending = await asyncio.wait([*tasks, *side], timeout=30)
     for t in pending:
         log.warning("component did not stop in time: %r", t.get_coro())
         t.cancel()

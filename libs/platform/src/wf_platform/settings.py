@@ -25,6 +25,11 @@ class CommonSettings:
     instance: str
     relay: bool
     db_pool_max: int
+    # JetStream replicas of the WF stream (its consumers inherit it): 1 on a single server, 3 on a
+    # 3-node cluster. Raising it on a running deployment scales the stream up in place.
+    nats_stream_replicas: int = 1
+    # How often queue-depth gauges are refreshed from JetStream (queue_metrics.py); 0 turns it off.
+    queue_metrics_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, service: str, default_ops_port: int) -> "CommonSettings":
@@ -37,4 +42,6 @@ class CommonSettings:
             instance=f"{service}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             relay=_env_bool("WORKFLOW_RELAY", True),
             db_pool_max=int(os.environ.get("WORKFLOW_DB_POOL_MAX", "10")),
+            nats_stream_replicas=max(1, int(os.environ.get("NATS_STREAM_REPLICAS", "1"))),
+            queue_metrics_seconds=max(0.0, float(os.environ.get("WORKFLOW_QUEUE_METRICS_SECONDS", "5"))),
         )

@@ -79,6 +79,13 @@ def install(app: FastAPI) -> None:
         # that reached a query is bad input, not a server fault
         return problem_response(422, "A value in the request cannot be stored or searched for.")
 
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_away(_: Request, exc: psycopg.OperationalError):
+        # the database is restarting or unreachable (psycopg_pool.PoolTimeout is one of these):
+        # a client should retry; with its Idempotency-Key a retry can never apply a command twice
+        return problem_response(503, "The database is unavailable; retry shortly (with the same Idempotency-Key).",
+                                headers={"Retry-After": "1"})
+
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception):
         # never leak internals; the log has the traceback

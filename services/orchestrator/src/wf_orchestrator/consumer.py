@@ -6,12 +6,13 @@ process (RunExecutor); across replicas, optimistic concurrency on the run stream
 """
 import asyncio
 import logging
+from typing import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from wf_contracts import codec, subjects
-from wf_platform import bus, metrics
+from wf_platform import bus, faults, metrics
 
 from .executor import RunExecutor
 from .messages import Kick
@@ -32,15 +33,16 @@ class Consumer:
     # retried with a growing delay for a long while before JetStream gives a message up; even
     # then timers (attempt deadlines) and the admission sweep make up for what it would have done.
     def __init__(self, js: JetStreamContext, executor: RunExecutor, concurrency: int = 64,
-                 ack_wait: float = 5.0, max_deliver: int = 200) -> None:
+                 ack_wait: float = 5.0, max_deliver: int = 200,
+                 on_recreated: Callable[[], Awaitable[None]] | None = None) -> None:
         self.js, self.executor = js, executor
         self.concurrency = concurrency
-        self.ack_wait, self.max_deliver = ack_wait, max_deliver
+        self.consumer = bus.PullConsumer(js, DURABLE, filter_subjects(), ack_wait, max_deliver,
+                                         on_recreated=on_recreated)
         self._tasks: set[asyncio.Task] = set()
 
     async def setup(self) -> None:
-        await bus.ensure_consumer(self.js, DURABLE, filter_subjects(), self.ack_wait, self.max_deliver)
-        self.sub = await self.js.pull_subscribe_bind(DURABLE, stream=subjects.STREAM)
+        await self.consumer.setup()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -49,7 +51,7 @@ class Consumer:
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs = await self.sub.fetch(batch=min(free, 64), timeout=1.0)
+                msgs = await self.consumer.fetch(batch=min(free, 64), timeout=1.0)
             except asyncio.TimeoutError:
                 continue
             except Exception as exc:  # noqa: BLE001 - broker away: retry after a breath
@@ -58,7 +60,7 @@ class Consumer:
                 log.warning("fetch failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            for m in msgs:
+            for m in faults.shuffled(msgs):
                 t = asyncio.create_task(self._handle(m))
                 self._tasks.add(t)
                 t.add_done_callback(self._tasks.discard)
@@ -83,7 +85,11 @@ class Consumer:
             return
         try:
             await self.executor.handle(run_id, msg)
-            await m.ack()
+            delay = faults.redeliver_delay(_deliveries(m))
+            if delay is not None:
+                await m.nak(delay=delay)
+            else:
+                await m.ack()
         except Exception as exc:  # noqa: BLE001 - the message comes back and is handled again
             log.exception("handling %s for %s failed: %r", m.subject, run_id, exc)
             try:
@@ -93,3 +99,10 @@ class Consumer:
                 pass
         finally:
             metrics.INFLIGHT.dec()
+
+
+def _deliveries(m: Msg) -> int:
+    try:
+        return m.metadata.num_delivered
+    except Exception:  # noqa: BLE001 - not a JetStream message (tests)
+        return 1

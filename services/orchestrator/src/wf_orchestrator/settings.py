@@ -12,6 +12,7 @@ class OrchestratorSettings:
     concurrency: int              # bus messages handled at once by this replica
     timer_poll_seconds: float
     admission_sweep_seconds: float
+    reconcile_grace_seconds: float   # after noticing a new bus stream, before sweeping (reconcile.py)
 
     @classmethod
     def from_env(cls) -> "OrchestratorSettings":
@@ -21,4 +22,5 @@ class OrchestratorSettings:
             concurrency=int(os.environ.get("ORCHESTRATOR_CONCURRENCY", "64")),
             timer_poll_seconds=float(os.environ.get("ORCHESTRATOR_TIMER_POLL_SECONDS", "0.1")),
             admission_sweep_seconds=float(os.environ.get("ORCHESTRATOR_ADMISSION_SWEEP_SECONDS", "0.5")),
+            reconcile_grace_seconds=float(os.environ.get("ORCHESTRATOR_RECONCILE_GRACE_SECONDS", "3")),
         )

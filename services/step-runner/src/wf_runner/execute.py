@@ -42,7 +42,8 @@ class Executor:
         e: ev.StepDispatched = rec.event  # type: ignore[assignment]
         ctx = StepContext(run_id=e.run_id, step_id=e.step_id, attempt=e.attempt, tenant=rec.tenant,
                           step_type=e.step_type, config={}, timeout_seconds=e.timeout_seconds, context=e.context,
-                          cancel=cancel or asyncio.Event(), dispatched_at=rec.recorded_at)
+                          cancel=cancel or asyncio.Event(), dispatched_at=rec.recorded_at,
+                          runner=self.instance)
         started = time.perf_counter()
         ok, output, error, etype, retryable = True, None, None, None, True
         try:

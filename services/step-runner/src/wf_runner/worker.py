@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from wf_contracts import codec, events as ev, subjects
 from wf_platform import bus, faults, metrics
@@ -26,23 +27,25 @@ from .execute import STOP_GRACE, Executor
 
 log = logging.getLogger(__name__)
 DURABLE = "step-runner"
+RECONCILED = bus.RECONCILED_HEADER
 
 
 class Worker:
     def __init__(self, js: JetStreamContext, executor: Executor, *, concurrency: int, ack_wait: float,
                  max_deliver: int, drain_seconds: float = 25.0, cancels: CancelWatch | None = None,
-                 durable: str = DURABLE) -> None:
+                 durable: str = DURABLE, result_retry_seconds: float = 120.0) -> None:
         self.js, self.executor = js, executor
         self.concurrency, self.ack_wait, self.max_deliver = concurrency, ack_wait, max_deliver
         self.drain_seconds, self.durable = drain_seconds, durable
+        self.result_retry_seconds = result_retry_seconds
         self.cancels = cancels or CancelWatch(None)
         self._inflight: dict[asyncio.Task, asyncio.Event] = {}
         self._abandoning = False
 
     async def setup(self) -> None:
-        await bus.ensure_consumer(self.js, self.durable, [subjects.DISPATCHES], self.ack_wait, self.max_deliver,
-                                  max_ack_pending=10_000)
-        self.sub = await self.js.pull_subscribe_bind(self.durable, stream=subjects.STREAM)
+        self.consumer = bus.PullConsumer(self.js, self.durable, [subjects.DISPATCHES], self.ack_wait,
+                                         self.max_deliver, max_ack_pending=10_000)
+        await self.consumer.setup()
         await self.cancels.start()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -54,7 +57,7 @@ class Worker:
                 stopping.cancel()
                 continue
             try:
-                msgs = await self.sub.fetch(batch=free, timeout=1.0)
+                msgs = await self.consumer.fetch(batch=free, timeout=1.0)
             except asyncio.TimeoutError:
                 continue
             except Exception as exc:  # noqa: BLE001
@@ -63,7 +66,7 @@ class Worker:
                 log.warning("fetch failed: %r", exc)
                 await asyncio.sleep(0.5)
                 continue
-            for m in msgs:      # started even when stop came during the fetch: they are ours now
+            for m in faults.shuffled(msgs):   # started even when stop came during the fetch: ours now
                 self._start(m)
         await self._drain()
         await self.cancels.stop()
@@ -97,6 +100,14 @@ class Worker:
             await m.term()
             return
         e = rec.event
+        faults.poison(e.step_id, f"{e.run_id}:{e.step_id}:{e.attempt}")
+        if (_deliveries(m) > 1 or RECONCILED in (m.headers or {})) and await self._reported(rec):
+            # a redelivery (our ack was lost, or the runner before us died after replying) or a
+            # re-dispatch by the reconciliation sweep, of a step whose result is already on the bus:
+            # running it again would repeat its side effect for nothing
+            log.info("step %s of %s already reported: not run again", e.step_id, e.run_id)
+            await m.ack()
+            return
         metrics.INFLIGHT.inc()
         metrics.DISPATCH_LATENCY.observe(max(0.0, (datetime.now(timezone.utc) - rec.recorded_at).total_seconds()))
         self.cancels.track(e.run_id, e.step_id, rec.seq, cancel)
@@ -110,10 +121,15 @@ class Worker:
                 # seeing a redelivery, checks for a cancel before running it
                 await m.nak()
                 return
-            await self.js.publish(subjects.result_subject(result.run_id), codec.encode(result),
-                                  headers={"Nats-Msg-Id": f"{rec.id}:result"})
+            # held (and retried) through a broker restart; in-progress acks keep the dispatch ours
+            await bus.publish_until_acked(self.js, subjects.result_subject(result.run_id, rec.id),
+                                          codec.encode(result), f"{rec.id}:result", self.result_retry_seconds)
             faults.crash_point("runner_after_reply_before_ack")
-            await m.ack()
+            delay = faults.redeliver_delay(_deliveries(m))
+            if delay is not None:
+                await m.nak(delay=delay)
+            else:
+                await m.ack()
         except Exception as exc:  # noqa: BLE001 - not acked: JetStream redelivers
             log.error("step %s of %s failed to report: %r", e.step_id, e.run_id, exc)
             try:
@@ -125,6 +141,17 @@ class Worker:
                 t.cancel()
             self.cancels.untrack(e.run_id, e.step_id, rec.seq)
             metrics.INFLIGHT.dec()
+
+    async def _reported(self, rec) -> bool:
+        """Is a result for this dispatch already in the stream? (Its subject is unique to it.)"""
+        try:
+            await self.js.get_last_msg(subjects.STREAM, subjects.result_subject(rec.event.run_id, rec.id))
+            return True
+        except NotFoundError:
+            return False
+        except Exception as exc:  # noqa: BLE001 - cannot tell: run it (the orchestrator drops a repeat)
+            log.warning("could not look up the result of %s: %r", rec.id, exc)
+            return False
 
     async def _keepalive(self, m: Msg) -> None:
         # tell JetStream we are still working well before ack_wait runs out

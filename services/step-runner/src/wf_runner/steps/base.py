@@ -31,6 +31,7 @@ class StepContext:
     secrets: Mapping[str, str] = field(default_factory=dict)
     dispatched_at: datetime | None = None   # when step.dispatched was recorded: stable across redeliveries
     metadata: dict[str, Any] = field(default_factory=dict)   # filled by the step; reported beside the output
+    runner: str = ""   # this runner's instance name (settings.instance): sent as the User-Agent of HTTP steps
 
     @property
     def idempotency_key(self) -> str:

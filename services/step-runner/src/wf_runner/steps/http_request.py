@@ -2,6 +2,8 @@
 import json as jsonlib
 from typing import Any, Mapping
 
+from wf_platform import faults
+
 from .. import egress
 from .base import StepContext, StepError, number
 
@@ -23,11 +25,15 @@ def parse_body(resp: egress.SafeResponse) -> Any:
 
 def outbound_headers(raw: Any, ctx: StepContext) -> dict[str, str]:
     """The configured headers plus our Idempotency-Key, which replaces any configured one
-    (SPEC §6: every call carries `<run_id>:<step_id>:<attempt>`)."""
+    (SPEC §6: every call carries `<run_id>:<step_id>:<attempt>`), and, unless the step sets its
+    own, a User-Agent naming this runner instance, so a receiver that sees a key twice can tell
+    which runner sent each copy."""
     if raw is not None and not isinstance(raw, Mapping):
         raise invalid("config.headers must be an object")
     headers = {str(k): str(v) for k, v in (raw or {}).items() if str(k).lower() != "idempotency-key"}
     headers["Idempotency-Key"] = ctx.idempotency_key
+    if ctx.runner and not any(k.lower() == "user-agent" for k in headers):
+        headers["User-Agent"] = f"wf-step-runner/{ctx.runner}"
     return headers
 
 
@@ -78,6 +84,7 @@ class HttpRequestStep:
             follow_redirects=c.get("follow_redirects") is True, max_bytes=self.max_bytes,
             timeout=timeout, cancel=ctx.cancel, **kwargs,
         )   # raises StepError subclasses: egress_denied, response_too_large, network, cancelled
+        faults.crash_point("runner_after_effect", ctx.idempotency_key)
         if resp.redirects:
             ctx.metadata["redirects"], ctx.metadata["final_url"] = resp.redirects, egress.safe_url(resp.url)
         output = {"status_code": resp.status_code, "headers": {k.lower(): v for k, v in resp.headers.items()},

@@ -1,0 +1,106 @@
+"""Bus-level fault handling against a real NATS (no mocks): a redelivered dispatch whose result is
+already on the bus is not run again; a result is held through a broker restart; consumers and the
+stream come back by themselves after the broker lost its store; the test-only redelivery layer."""
+import asyncio
+import shutil
+
+import pytest
+
+from tests.integration.test_runner_worker import Bus, Sleep, worker
+from tests.support.infra import async_wait_for
+from tests.unit.test_runner_execute import dispatch
+from wf_contracts import codec, subjects
+from wf_platform import bus, embedded, faults
+from wf_platform.embedded import free_port
+
+
+@pytest.fixture
+def nats(tmp_path):
+    server = embedded.start_nats(tmp_path / "nats", free_port())
+    yield server
+    server.stop()
+
+
+async def test_redelivered_dispatch_with_a_result_on_the_bus_is_not_run_again(nats, monkeypatch):
+    # bus_redeliver hands every first delivery back after the result is published: the second
+    # delivery must find that result and not run the step again
+    monkeypatch.setitem(faults._ARMED, "bus_redeliver", 1.0)
+    sleep = Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}):
+        for i in range(5):
+            await b.publish(dispatch("sleep", {"seconds": 0.01}, step_id=f"s{i}"))
+        await async_wait_for(lambda: len(b.results) >= 5, timeout=15, message="five results")
+
+        async def settled():
+            info = await b.consumer()
+            # the consumer's delivery sequence counts redeliveries too: 5 dispatches, 10 deliveries
+            return (info.num_ack_pending == 0 and info.num_pending == 0 and info.delivered.consumer_seq >= 10
+                    or None)
+        await async_wait_for(settled, timeout=20, message="every dispatch redelivered once, then acked")
+        assert sorted(sleep.started) == [f"s{i}" for i in range(5)], "a redelivery ran a step again"
+
+
+async def test_reconciled_dispatch_runs_only_without_a_result(nats):
+    sleep = Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}):
+        rec = dispatch("sleep", {"seconds": 0.01}, step_id="once")
+        await b.publish(rec)
+        await b.result("once")
+        # the sweep re-publishes the same dispatch (a new message: JetStream's de-dup is bypassed here
+        # with another id) marked as reconciled: its result exists, so it is acked without running
+        await b.js.publish(subjects.event_subject(rec.stream, rec.type), codec.encode(rec),
+                           headers={"Nats-Msg-Id": rec.id + ":again", bus.RECONCILED_HEADER: "1"})
+        fresh = dispatch("sleep", {"seconds": 0.01}, step_id="never-answered")
+        await b.js.publish(subjects.event_subject(fresh.stream, fresh.type), codec.encode(fresh),
+                           headers={"Nats-Msg-Id": fresh.id, bus.RECONCILED_HEADER: "1"})
+        await b.result("never-answered")
+
+        async def settled():
+            info = await b.consumer()
+            return info.num_ack_pending == 0 and info.num_pending == 0 or None
+        await async_wait_for(settled, timeout=10, message="both acked")
+        assert sleep.started == ["once", "never-answered"]
+
+
+async def test_result_is_held_through_a_broker_restart(nats):
+    sleep = Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}):
+        await b.publish(dispatch("sleep", {"seconds": 2.0}, step_id="long"))
+        await async_wait_for(lambda: sleep.started == ["long"] or None, timeout=10, message="the step to start")
+        nats.kill()                     # the result is ready while the broker is down
+        await asyncio.sleep(2.5)        # the fault's shape: the broker stays away past the step's end
+        nats.start()
+        res = await b.result("long", timeout=30)
+        assert res.ok and sleep.started == ["long"]
+
+
+async def test_consumers_and_stream_come_back_after_the_store_is_lost(nats, tmp_path):
+    recreated = asyncio.Event()
+    nc = await bus.connect(nats.url, "t")
+    js = nc.jetstream()
+    await bus.ensure_stream(js)
+    before = await bus.stream_epoch(js)
+
+    async def on_recreated():
+        recreated.set()
+    c = bus.PullConsumer(js, "heal-test", ["wf.test.>"], ack_wait=5, max_deliver=3, check_every=0.5,
+                         on_recreated=on_recreated)
+    await c.setup()
+    try:
+        nats.kill()
+        shutil.rmtree(nats.store_dir / "jetstream", ignore_errors=True)
+        nats.start()
+
+        async def healed():
+            try:
+                await c.fetch(1, timeout=0.3)
+            except Exception:  # noqa: BLE001 - timeouts and reconnect errors while it heals
+                pass
+            return recreated.is_set() or None
+        await async_wait_for(healed, timeout=30, message="the consumer to be re-created")
+        assert await bus.stream_epoch(js) != before
+        await bus.publish_until_acked(js, "wf.test.x", b"hi", "m1", give_up_after=10)
+        msgs = await c.fetch(1, timeout=5)
+        assert msgs[0].data == b"hi"
+    finally:
+        await nc.close()
