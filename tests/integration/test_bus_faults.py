@@ -46,10 +46,10 @@ async def test_reconciled_dispatch_runs_only_without_a_result(nats):
         rec = dispatch("sleep", {"seconds": 0.01}, step_id="once")
         await b.publish(rec)
         await b.result("once")
-        # the sweep re-publishes the same dispatch (a new message: JetStream's de-dup is bypassed here
-        # with another id) marked as reconciled: its result exists, so it is acked without running
+        # the sweep re-publishes the same dispatch (with an id of its own) marked as reconciled: its
+        # result exists, so it is acked without running
         await b.js.publish(subjects.event_subject(rec.stream, rec.type), codec.encode(rec),
-                           headers={"Nats-Msg-Id": rec.id + ":again", bus.RECONCILED_HEADER: "1"})
+                           headers={"Nats-Msg-Id": rec.id + ":reconcile:1", bus.RECONCILED_HEADER: "1"})
         fresh = dispatch("sleep", {"seconds": 0.01}, step_id="never-answered")
         await b.js.publish(subjects.event_subject(fresh.stream, fresh.type), codec.encode(fresh),
                            headers={"Nats-Msg-Id": fresh.id, bus.RECONCILED_HEADER: "1"})
@@ -60,6 +60,9 @@ async def test_reconciled_dispatch_runs_only_without_a_result(nats):
             return info.num_ack_pending == 0 and info.num_pending == 0 or None
         await async_wait_for(settled, timeout=10, message="both acked")
         assert sleep.started == ["once", "never-answered"]
+        # the answered one was not run again, but its result was published again for the sweep
+        await async_wait_for(lambda: sum(r.step_id == "once" for r in b.results) == 2, timeout=10,
+                             message="the stored result re-published")
 
 
 async def test_result_is_held_through_a_broker_restart(nats):

@@ -172,3 +172,31 @@ async def test_migrations_are_idempotent(migrated_db):
     from wf_platform.migrate import migrate
 
     assert migrate(migrated_db) == []
+
+
+async def test_a_frozen_writer_cannot_hold_the_log_for_long(migrated_db, monkeypatch):
+    """A process frozen inside a transaction that holds the log's head lock (SIGSTOP, GC pause)
+    is cut off by Postgres (idle_in_transaction_session_timeout on every service connection), so
+    the other writers carry on instead of stalling behind it."""
+    from wf_platform import db
+
+    monkeypatch.setattr(db, "IDLE_TX_MS", 1000)
+    frozen_pool, pool = await db.open_pool(migrated_db, min_size=1, max_size=2), None
+    try:
+        pool = await db.open_pool(migrated_db, min_size=1, max_size=2)
+        log_ = EventLog(pool)
+        async with frozen_pool.connection() as frozen:
+            await frozen.execute("BEGIN")
+            await frozen.execute("SELECT * FROM log_head WHERE id = 1 FOR UPDATE")  # what wf_append locks
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            recs = await asyncio.wait_for(
+                log_.append("run_frozen", "t1", 0, [item(1)], datetime.now(timezone.utc)), timeout=20)
+            waited = loop.time() - t0
+            assert len(recs) == 1 and 0.5 <= waited < 10, waited
+            with pytest.raises(psycopg.Error):   # IdleInTransactionSessionTimeout: the session was ended
+                await frozen.execute("SELECT 1")
+    finally:
+        await frozen_pool.close()
+        if pool is not None:
+            await pool.close()

@@ -2,6 +2,7 @@
 
 STREAM = "WF"
 ALL = "wf.>"
+ALL_EVENTS = "wf.evt.>"
 
 
 def event_subject(stream: str, event_type: str) -> str:

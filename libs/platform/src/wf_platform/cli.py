@@ -4,6 +4,11 @@
   wfctl audit verify [--file FILE]               check the hash chain (live database, or an export offline)
   wfctl audit replay [--swap]                    rebuild every projection from the log into fresh tables,
                                                  compare with the live ones; --swap puts the rebuilt ones live
+  wfctl load [--url URL ...] [--api-key K] [--workflow-id ID | --definition FILE] --rate R --duration S
+             [--input JSON] [--json OUT]         hold R runs/s for S s against the gateway(s), wait for
+                                                 the runs, print throughput and latency (docs/load.md)
+  wfctl reconcile [--wait S]                     make the orchestrators re-drive every unfinished run from
+                                                 the log (as after a lost NATS store); waits for the sweep
 """
 import argparse
 import asyncio
@@ -108,6 +113,144 @@ def replay(dsn: str, swap: bool) -> int:
     return 0 if report.identical or swap else 1
 
 
+# --------------------------------------------------------------------------- wfctl load
+
+# Needs nothing outside the service: a shell script, a condition evaluated by the orchestrator and a
+# short durable wait (runner, orchestrator and timers all take part).
+DEFAULT_LOAD_WORKFLOW = {
+    "name": "loadgen-default",
+    "description": "Created by wfctl load: script -> condition -> short wait.",
+    "steps": [
+        {"id": "compute", "type": "script",
+         "config": {"language": "shell", "code": "echo '{\"ok\": true}'", "timeout_seconds": 30}},
+        {"id": "check", "type": "condition", "depends_on": ["compute"],
+         "config": {"expression": "steps.compute.output.result.ok == true", "then": ["settle"], "else": []}},
+        {"id": "settle", "type": "wait", "depends_on": ["check"], "config": {"duration_seconds": 0.05}},
+    ],
+}
+
+
+def _load_api_key(given: str | None) -> str | None:
+    if given:
+        return given
+    for var in ("WORKFLOW_API_KEY", "WORKFLOW_BOOTSTRAP_API_KEY"):
+        if os.environ.get(var):
+            return os.environ[var]
+    from pathlib import Path
+
+    path = Path(os.environ.get("WF_DEV_DATA_DIR") or ".data") / "dev-api-key"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _create_load_workflow(urls: list[str], api_key: str, body: dict) -> str:
+    import time
+
+    import httpx
+
+    last = ""
+    for attempt in range(3 * len(urls)):
+        url = urls[attempt % len(urls)].rstrip("/")
+        try:
+            r = httpx.post(f"{url}/api/workflows", json=body, timeout=15,
+                           headers={"Authorization": f"Bearer {api_key}"})
+        except httpx.HTTPError as exc:
+            last = f"{url}: {type(exc).__name__}: {exc}"
+            time.sleep(0.5)
+            continue
+        if r.status_code == 201:
+            return r.json()["id"]
+        last = f"{url}: HTTP {r.status_code}: {r.text[:300]}"
+        if r.status_code < 500:
+            break
+        time.sleep(0.5)
+    raise SystemExit(f"wfctl load: could not create the workflow: {last}")
+
+
+def load(args) -> int:
+    from .loadgen import LoadGen
+
+    urls = args.url or [f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT') or 8080}"]
+    api_key = _load_api_key(args.api_key)
+    if not api_key:
+        print("wfctl load: no API key (give --api-key, set WORKFLOW_API_KEY, or run `make run` first, "
+              "which writes .data/dev-api-key)", file=sys.stderr)
+        return 2
+    input_data = json.loads(args.input) if args.input else None
+    if input_data is not None and not isinstance(input_data, dict):
+        print("wfctl load: --input must be a JSON object", file=sys.stderr)
+        return 2
+    workflow_id = args.workflow_id
+    if not workflow_id:
+        if args.definition:
+            with open(args.definition) as f:
+                doc = json.load(f)
+            body = doc if "definition" in doc else {"definition": doc}
+        else:
+            body = {"definition": DEFAULT_LOAD_WORKFLOW}
+        body.setdefault("trigger_type", "api")
+        body.setdefault("tags", ["loadgen"])
+        workflow_id = _create_load_workflow(urls, api_key, body)
+        print(f"created workflow {workflow_id}", file=sys.stderr)
+    gen = LoadGen(urls, api_key, workflow_id, rate=args.rate, duration=args.duration,
+                  inputs=(lambda i: input_data) if input_data is not None else None,
+                  max_in_flight=args.max_in_flight, submit_retry_seconds=args.submit_retry_seconds,
+                  finish_timeout=args.finish_timeout,
+                  progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"load: {args.rate:g} runs/s for {args.duration:g}s against {', '.join(urls)} "
+          f"(workflow {workflow_id})", file=sys.stderr, flush=True)
+    report = asyncio.run(gen.run())
+    print(report.summary())
+    if args.json:
+        out = {"workflow_id": workflow_id, "urls": urls, **report.to_json()}
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0 if report.errors == 0 and not report.unfinished else 1
+
+
+def _add_load_parser(sub) -> None:
+    lp = sub.add_parser("load", help="hold a rate of runs per second and report throughput and latency")
+    lp.add_argument("--url", action="append", help="a gateway base URL; repeat for replicas "
+                    "(default http://127.0.0.1:$GATEWAY_PORT, 8080)")
+    lp.add_argument("--api-key", help="default: $WORKFLOW_API_KEY, $WORKFLOW_BOOTSTRAP_API_KEY, .data/dev-api-key")
+    which = lp.add_mutually_exclusive_group()
+    which.add_argument("--workflow-id", help="run this existing workflow")
+    which.add_argument("--definition", help="create a workflow from this JSON file (a definition, or a create body)")
+    lp.add_argument("--rate", type=float, required=True, help="runs per second")
+    lp.add_argument("--duration", type=float, required=True, help="seconds of submitting")
+    lp.add_argument("--input", help="input_data of every run (a JSON object)")
+    lp.add_argument("--json", help="write the report as JSON to this file")
+    lp.add_argument("--max-in-flight", type=int, default=1000)
+    lp.add_argument("--submit-retry-seconds", type=float, default=120.0)
+    lp.add_argument("--finish-timeout", type=float, default=600.0)
+
+
+def reconcile(dsn: str, wait: float) -> int:
+    """Mark the recorded bus epoch as "requested": the next orchestrator to check it (every 10 s)
+    claims it and sweeps (services/orchestrator/.../reconcile.py). With --wait, wait for that."""
+    import time
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        n = conn.execute("UPDATE relay_checkpoint SET bus_epoch = 'requested' WHERE name = 'nats'").rowcount
+        if n != 1:
+            print("no relay checkpoint: is this a migrated workflow database?", file=sys.stderr)
+            return 1
+        print("reconciliation requested: an orchestrator sweeps within ~10 s", file=sys.stderr)
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if conn.execute("SELECT bus_epoch FROM relay_checkpoint WHERE name = 'nats'").fetchone()[0] != "requested":
+                print("an orchestrator claimed it; the sweep starts after its grace period "
+                      "(its log says 'reconciliation sweep: ...' when done)", file=sys.stderr)
+                return 0
+            time.sleep(0.5)
+    if wait > 0:
+        print(f"no orchestrator claimed the sweep within {wait:g}s: is one running?", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="wfctl")
     ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
@@ -120,7 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     ve.add_argument("--file", help="an exported JSON Lines file (offline, no database)")
     rp = audit.add_parser("replay", help="rebuild projections from the log and compare with the live ones")
     rp.add_argument("--swap", action="store_true", help="then replace the live projection tables by the rebuilt ones")
+    _add_load_parser(sub)
+    rc = sub.add_parser("reconcile", help="re-drive every unfinished run from the log (after a lost NATS store)")
+    rc.add_argument("--wait", type=float, default=30.0, help="seconds to wait for an orchestrator to take it (0: don't)")
     args = ap.parse_args(argv)
+    if args.group == "load":
+        return load(args)
+    if args.group == "reconcile":
+        return reconcile(args.database_url, args.wait)
     if args.cmd == "replay":
         return replay(args.database_url, args.swap)
     if args.cmd == "export":

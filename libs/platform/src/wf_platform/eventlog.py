@@ -85,15 +85,19 @@ class EventLog:
         pending = pending_records(stream, tenant, expected_version, items, now)
         try:
             async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    async with conn.pipeline():
+                # BEGIN, the projection writes, wf_append and COMMIT go to the server in one
+                # pipeline flush: wf_append takes the log's global head lock, and nothing between
+                # it and COMMIT waits on this process, so a frozen or killed client can never sit
+                # on that lock and stall every writer of the deployment.
+                async with conn.pipeline():
+                    async with conn.transaction():
                         if project is not None:
                             await project(conn, pending)
                         cur = await conn.execute(
                             "SELECT o_seq, o_hash FROM wf_append(%s, %s, %s, %s::jsonb)",
                             (stream, expected_version, tenant, wire(items, now)),
                         )
-                        rows = await cur.fetchall()
+                rows = await cur.fetchall()
         except psycopg.Error as exc:
             if is_conflict(exc):
                 raise ConcurrencyConflict(str(exc)) from exc

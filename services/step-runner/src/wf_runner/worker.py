@@ -101,13 +101,20 @@ class Worker:
             return
         e = rec.event
         faults.poison(e.step_id, f"{e.run_id}:{e.step_id}:{e.attempt}")
-        if (_deliveries(m) > 1 or RECONCILED in (m.headers or {})) and await self._reported(rec):
-            # a redelivery (our ack was lost, or the runner before us died after replying) or a
-            # re-dispatch by the reconciliation sweep, of a step whose result is already on the bus:
-            # running it again would repeat its side effect for nothing
-            log.info("step %s of %s already reported: not run again", e.step_id, e.run_id)
-            await m.ack()
-            return
+        sweep = (m.headers or {}).get(RECONCILED)
+        if _deliveries(m) > 1 or sweep:
+            answer = await self._reported(rec)
+            if answer is not None:
+                # a redelivery (our ack was lost, or the runner before us died after replying) or a
+                # re-dispatch by the reconciliation sweep, of a step whose result is already on the
+                # bus: running it again would repeat its side effect for nothing. For the sweep the
+                # result is published again (the orchestrators may never have consumed it).
+                log.info("step %s of %s already reported: not run again", e.step_id, e.run_id)
+                if sweep:
+                    await bus.publish_until_acked(self.js, answer.subject, answer.data,
+                                                  f"{rec.id}:result:{sweep}", self.result_retry_seconds)
+                await m.ack()
+                return
         metrics.INFLIGHT.inc()
         metrics.DISPATCH_LATENCY.observe(max(0.0, (datetime.now(timezone.utc) - rec.recorded_at).total_seconds()))
         self.cancels.track(e.run_id, e.step_id, rec.seq, cancel)
@@ -142,16 +149,15 @@ class Worker:
             self.cancels.untrack(e.run_id, e.step_id, rec.seq)
             metrics.INFLIGHT.dec()
 
-    async def _reported(self, rec) -> bool:
-        """Is a result for this dispatch already in the stream? (Its subject is unique to it.)"""
+    async def _reported(self, rec):
+        """The result of this dispatch if it is already in the stream (its subject is unique to it)."""
         try:
-            await self.js.get_last_msg(subjects.STREAM, subjects.result_subject(rec.event.run_id, rec.id))
-            return True
+            return await self.js.get_last_msg(subjects.STREAM, subjects.result_subject(rec.event.run_id, rec.id))
         except NotFoundError:
-            return False
+            return None
         except Exception as exc:  # noqa: BLE001 - cannot tell: run it (the orchestrator drops a repeat)
             log.warning("could not look up the result of %s: %r", rec.id, exc)
-            return False
+            return None
 
     async def _keepalive(self, m: Msg) -> None:
         # tell JetStream we are still working well before ack_wait runs out
