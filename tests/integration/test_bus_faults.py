@@ -2,7 +2,10 @@
 already on the bus is not run again; a result is held through a broker restart; consumers and the
 stream come back by themselves after the broker lost its store; the test-only redelivery layer."""
 import asyncio
+import json
 import shutil
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -12,6 +15,7 @@ from tests.unit.test_runner_execute import dispatch
 from wf_contracts import codec, subjects
 from wf_platform import bus, embedded, faults
 from wf_platform.embedded import free_port
+from wf_runner.claims import BUCKET
 
 
 @pytest.fixture
@@ -107,3 +111,66 @@ async def test_consumers_and_stream_come_back_after_the_store_is_lost(nats, tmp_
         assert msgs[0].data == b"hi"
     finally:
         await nc.close()
+
+
+async def _publish_copy(b, rec, suffix: str) -> None:
+    """Another message carrying the same dispatch (what a broker that lost its delivery state sends)."""
+    await b.js.publish(subjects.event_subject(rec.stream, rec.type), codec.encode(rec),
+                       headers={"Nats-Msg-Id": f"{rec.id}:{suffix}"})
+
+
+async def test_a_second_copy_waits_for_the_runner_still_running_it(nats):
+    # runner A is running a step when another copy of its dispatch reaches runner B (an old
+    # dispatch, so B looks first): B sees A's live claim, waits, then finds A's result; one run
+    old = datetime.now(timezone.utc) - timedelta(seconds=30)
+    sleep_a, sleep_b = Sleep(), Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep_a}, instance="A", ack_wait=3):
+        rec = dispatch("sleep", {"seconds": 2.5}, step_id="long", at=old)
+        await b.publish(rec)
+        await async_wait_for(lambda: sleep_a.started == ["long"] or None, timeout=10, message="A to start")
+        await async_wait_for(lambda: _claimed(b, rec.id), timeout=10, message="A's claim")
+        async with worker(nats.url, {"sleep": sleep_b}, instance="B", ack_wait=3):
+            await _publish_copy(b, rec, "copy")
+            await b.result("long", timeout=20)
+
+            async def settled():
+                info = await b.consumer()
+                return info.num_ack_pending == 0 and info.num_pending == 0 or None
+            await async_wait_for(settled, timeout=20, message="both copies acked")
+        assert sleep_a.started == ["long"] and sleep_b.started == []
+        assert sum(r.step_id == "long" for r in b.results) == 1
+
+
+async def test_a_stale_claim_does_not_stop_a_copy_from_running(nats):
+    # the claim's holder died (no heartbeat for longer than the ack wait): the copy runs
+    old = datetime.now(timezone.utc) - timedelta(seconds=30)
+    sleep = Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}, instance="B", ack_wait=3):
+        rec = dispatch("sleep", {"seconds": 0.01}, step_id="orphan", at=old)
+        kv = await b.js.key_value(BUCKET)
+        await kv.put(rec.id, json.dumps({"by": "dead-runner", "at": time.time() - 60}).encode())
+        await b.publish(rec)
+        await b.result("orphan", timeout=10)
+        assert sleep.started == ["orphan"]
+
+
+async def test_two_copies_at_one_runner_run_once(nats):
+    sleep = Sleep()
+    async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}):
+        rec = dispatch("sleep", {"seconds": 1.0}, step_id="twice")
+        await b.publish(rec)
+        await _publish_copy(b, rec, "copy")
+        await b.result("twice")
+
+        async def settled():
+            info = await b.consumer()
+            return info.num_ack_pending == 0 and info.num_pending == 0 or None
+        await async_wait_for(settled, timeout=15, message="both copies acked")
+        assert sleep.started == ["twice"]
+
+
+async def _claimed(b, dispatch_id: str) -> bool | None:
+    try:
+        return (await (await b.js.key_value(BUCKET)).get(dispatch_id)) is not None or None
+    except Exception:  # noqa: BLE001 - not yet
+        return None

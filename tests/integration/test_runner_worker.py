@@ -16,6 +16,7 @@ from tests.unit.test_runner_execute import dispatch, recorded
 from wf_contracts import codec, events as ev, subjects
 from wf_platform import bus
 from wf_runner.cancels import CancelWatch
+from wf_runner.claims import Claims
 from wf_runner.execute import Executor
 from wf_runner.registry import build_registry
 from wf_runner.worker import DURABLE, Worker
@@ -84,7 +85,8 @@ async def worker(url: str, registry: dict, **kw):
     await bus.ensure_stream(js)
     w = Worker(js, Executor(registry, kw.pop("secrets", {}), "w", max_result_bytes=nc.max_payload - 4096),
                concurrency=kw.pop("concurrency", 8), ack_wait=kw.pop("ack_wait", 30), max_deliver=5,
-               drain_seconds=kw.pop("drain_seconds", 10), cancels=CancelWatch(nc, js))
+               drain_seconds=kw.pop("drain_seconds", 10), cancels=CancelWatch(nc, js),
+               claims=Claims(js, kw.pop("instance", "w")))
     await w.setup()
     stop = asyncio.Event()
     task = asyncio.create_task(w.run(stop))

@@ -4,6 +4,7 @@ import asyncio
 from wf_platform.runtime import Runtime, run_service
 
 from .cancels import CancelWatch
+from .claims import Claims
 from .execute import Executor
 from .registry import build_registry
 from .settings import RunnerSettings, secrets_from_env
@@ -21,7 +22,8 @@ def main() -> None:
                             max_result_bytes=rt.nc.max_payload - BUS_HEADROOM)
         worker = Worker(rt.js, executor, concurrency=settings.concurrency, ack_wait=settings.ack_wait,
                         max_deliver=settings.max_deliver, drain_seconds=settings.drain_seconds,
-                        cancels=CancelWatch(rt.nc, rt.js))
+                        cancels=CancelWatch(rt.nc, rt.js),
+                        claims=Claims(rt.js, settings.common.instance, settings.common.nats_stream_replicas))
         await worker.setup()
         await worker.run(rt.stop)
 

@@ -23,6 +23,7 @@ from wf_contracts import codec, events as ev, subjects
 from wf_platform import bus, faults, metrics
 
 from .cancels import CancelWatch
+from .claims import Claims
 from .execute import STOP_GRACE, Executor
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,15 @@ RECONCILED = bus.RECONCILED_HEADER
 class Worker:
     def __init__(self, js: JetStreamContext, executor: Executor, *, concurrency: int, ack_wait: float,
                  max_deliver: int, drain_seconds: float = 25.0, cancels: CancelWatch | None = None,
-                 durable: str = DURABLE, result_retry_seconds: float = 120.0) -> None:
+                 durable: str = DURABLE, result_retry_seconds: float = 120.0, claims: Claims | None = None,
+                 suspect_after: float = 2.0) -> None:
         self.js, self.executor = js, executor
         self.concurrency, self.ack_wait, self.max_deliver = concurrency, ack_wait, max_deliver
         self.drain_seconds, self.durable = drain_seconds, durable
         self.result_retry_seconds = result_retry_seconds
+        self.claims = claims or Claims(js, "runner")
+        self.suspect_after = suspect_after   # an older dispatch may have been run already: look first
+        self._running: dict[str, asyncio.Event] = {}   # dispatch id -> set when this runner is done with it
         self.cancels = cancels or CancelWatch(None)
         self._inflight: dict[asyncio.Task, asyncio.Event] = {}
         self._abandoning = False
@@ -47,6 +52,7 @@ class Worker:
                                          self.max_deliver, max_ack_pending=10_000)
         await self.consumer.setup()
         await self.cancels.start()
+        await self.claims.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -101,24 +107,13 @@ class Worker:
             return
         e = rec.event
         faults.poison(e.step_id, f"{e.run_id}:{e.step_id}:{e.attempt}")
-        sweep = (m.headers or {}).get(RECONCILED)
-        if _deliveries(m) > 1 or sweep:
-            answer = await self._reported(rec)
-            if answer is not None:
-                # a redelivery (our ack was lost, or the runner before us died after replying) or a
-                # re-dispatch by the reconciliation sweep, of a step whose result is already on the
-                # bus: running it again would repeat its side effect for nothing. For the sweep the
-                # result is published again (the orchestrators may never have consumed it).
-                log.info("step %s of %s already reported: not run again", e.step_id, e.run_id)
-                if sweep:
-                    await bus.publish_until_acked(self.js, answer.subject, answer.data,
-                                                  f"{rec.id}:result:{sweep}", self.result_retry_seconds)
-                await m.ack()
-                return
+        if not await self._should_run(m, rec):
+            return
+        asyncio.create_task(self.claims.claim(rec.id))   # off the hot path; see claims.py
         metrics.INFLIGHT.inc()
         metrics.DISPATCH_LATENCY.observe(max(0.0, (datetime.now(timezone.utc) - rec.recorded_at).total_seconds()))
         self.cancels.track(e.run_id, e.step_id, rec.seq, cancel)
-        background = [asyncio.create_task(self._keepalive(m))]
+        background = [asyncio.create_task(self._keepalive(m, claim=rec.id))]
         if self.cancels.may_have_missed(rec.recorded_at, _deliveries(m)):
             background.append(asyncio.create_task(self.cancels.catch_up(e.run_id)))
         try:
@@ -147,7 +142,61 @@ class Worker:
             for t in background:
                 t.cancel()
             self.cancels.untrack(e.run_id, e.step_id, rec.seq)
+            self._running.pop(rec.id).set()
             metrics.INFLIGHT.dec()
+
+    async def _should_run(self, m: Msg, rec) -> bool:
+        """False when this copy of the dispatch must not run: it is already answered, or being run
+        (here or by a live runner elsewhere); the copy is then acked once that is settled."""
+        sweep = (m.headers or {}).get(RECONCILED)
+        if rec.id in self._running:
+            # a second copy of what this very runner is running: ack it once the first is done
+            await self._hold(m, self._running[rec.id].wait())
+            await m.ack()
+            return False
+        # taken now, before any await, so another copy arriving meanwhile waits for this one
+        mine = self._running[rec.id] = asyncio.Event()
+        doubtful = _deliveries(m) > 1 or sweep or _age(rec) > self.suspect_after
+        if not doubtful:
+            return True
+        try:
+            run = await self._look(m, rec, sweep)
+        except BaseException:
+            run = False
+            raise
+        finally:
+            if not run:
+                self._running.pop(rec.id, None)
+                mine.set()
+        return run
+
+    async def _look(self, m: Msg, rec, sweep: str | None) -> bool:
+        while True:
+            answer = await self._reported(rec)
+            if answer is not None:
+                # a redelivery (our ack was lost, or the runner before us died after replying) or a
+                # re-dispatch by the reconciliation sweep, of a step whose result is already on the
+                # bus: running it again would repeat its side effect for nothing. For the sweep the
+                # result is published again (the orchestrators may never have consumed it).
+                log.info("step %s of %s already reported: not run again", rec.event.step_id, rec.event.run_id)
+                if sweep:
+                    await bus.publish_until_acked(self.js, answer.subject, answer.data,
+                                                  f"{rec.id}:result:{sweep}", self.result_retry_seconds)
+                await m.ack()
+                return False
+            holder = await self.claims.live_holder(rec.id, fresh_within=self.ack_wait)
+            if holder is None:
+                return True
+            # alive and on it elsewhere: wait (holding this copy) for its result or its death
+            log.info("step %s of %s is being run by %s: waiting", rec.event.step_id, rec.event.run_id, holder)
+            await self._hold(m, asyncio.sleep(max(1.0, self.ack_wait / 3)))
+
+    async def _hold(self, m: Msg, aw) -> None:
+        keep = asyncio.create_task(self._keepalive(m, claim=None))
+        try:
+            await aw
+        finally:
+            keep.cancel()
 
     async def _reported(self, rec):
         """The result of this dispatch if it is already in the stream (its subject is unique to it)."""
@@ -159,14 +208,20 @@ class Worker:
             log.warning("could not look up the result of %s: %r", rec.id, exc)
             return None
 
-    async def _keepalive(self, m: Msg) -> None:
-        # tell JetStream we are still working well before ack_wait runs out
+    async def _keepalive(self, m: Msg, claim: str | None) -> None:
+        # tell JetStream (and other runners: the claim) we are still working, well before ack_wait
         while True:
             await asyncio.sleep(max(self.ack_wait / 3, 0.5))
             try:
                 await m.in_progress()
             except Exception:  # noqa: BLE001
                 pass
+            if claim is not None:
+                await self.claims.claim(claim)
+
+
+def _age(rec) -> float:
+    return (datetime.now(timezone.utc) - rec.recorded_at).total_seconds()
 
 
 def _deliveries(m: Msg) -> int:
