@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 PKGS   := libs/contracts libs/expressions libs/platform services/api-gateway services/orchestrator services/step-runner services/scheduler
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e bench clean-data fuzz
+.PHONY: install run test test-unit test-integration test-e2e bench clean-data fuzz load test-faults
 
 $(STAMP): requirements.lock $(foreach p,$(PKGS),$(p)/pyproject.toml)
 	@# bubblewrap isolates script steps when present (docs/step-runner.md); best effort, never required
@@ -32,6 +32,14 @@ test: $(STAMP)
 	@d=$$(mktemp -d /tmp/wf-test-XXXXXX); $(PY) -m pytest -q -p no:cacheprovider --basetemp=$$d tests; rc=$$?; \
 	  rm -rf $$d; exit $$rc
 
+# The fault scenarios at full size (tests/faults: 200 runs in flight, about a minute of faults each,
+# see the module docstrings); prints one summary line per scenario. WF_FAULTS_RESULTS=<file> also
+# appends each scenario's numbers to <file> as JSON lines. The temp dir (service logs) is kept on failure.
+test-faults: $(STAMP)
+	@d=$$(mktemp -d /tmp/wf-faults-XXXXXX); WF_FAULTS_SCALE=full $(PY) -m pytest -q -s -p no:cacheprovider \
+	  --basetemp=$$d tests/faults; rc=$$?; \
+	  if [ $$rc = 0 ]; then rm -rf $$d; else echo "logs kept in $$d"; fi; exit $$rc
+
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
@@ -47,6 +55,14 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Against `make run` (gateway :8080, key from .data/dev-api-key): holds LOAD_RATE runs/s for
+# LOAD_DURATION s of a small built-in workflow and prints throughput, p50/p99 and errors
+# (docs/load.md). More flags through LOAD_ARGS, e.g. LOAD_ARGS="--url http://host:8080 --json out.json".
+LOAD_RATE     ?= 10
+LOAD_DURATION ?= 30
+load: $(STAMP)
+	$(VENV)/bin/wfctl load --rate $(LOAD_RATE) --duration $(LOAD_DURATION) $(LOAD_ARGS)
 
 clean-data:
 	rm -rf .data
