@@ -72,13 +72,25 @@ async def test_reconciled_dispatch_runs_only_without_a_result(nats):
 async def test_result_is_held_through_a_broker_restart(nats):
     sleep = Sleep()
     async with Bus(nats.url) as b, worker(nats.url, {"sleep": sleep}):
-        await b.publish(dispatch("sleep", {"seconds": 2.0}, step_id="long"))
+        d = dispatch("sleep", {"seconds": 2.0}, step_id="long")
+        b.published = [d.id]
+        await b.publish(d)
         await async_wait_for(lambda: sleep.started == ["long"] or None, timeout=10, message="the step to start")
+        rec_id = b.published[-1]
         nats.kill()                     # the result is ready while the broker is down
         await asyncio.sleep(2.5)        # the fault's shape: the broker stays away past the step's end
         nats.start()
-        res = await b.result("long", timeout=30)
-        assert res.ok and sleep.started == ["long"]
+
+        async def stored():
+            # read from the stream, not from the core subscription: that one is at-most-once and
+            # may still be re-subscribing when the runner's retry lands
+            try:
+                raw = await b.js.get_last_msg(subjects.STREAM, subjects.result_subject("run_x", rec_id))
+                return codec.decode_result(raw.data)
+            except Exception:  # noqa: BLE001 - not there yet, or still reconnecting
+                return None
+        res = await async_wait_for(stored, timeout=60, message="the held result in the stream")
+        assert res.ok and res.step_id == "long" and sleep.started == ["long"]
 
 
 async def test_consumers_and_stream_come_back_after_the_store_is_lost(nats, tmp_path):
