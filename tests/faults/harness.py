@@ -619,6 +619,34 @@ class FaultCluster:
 
         return wait_for(check, timeout=timeout, interval=0.2, message=message or query)[0]
 
+    def watch_log(self, seconds: float, interval: float = 0.25) -> float:
+        """Wait `seconds` while polling the log head; return the longest time (s) it did not move,
+        i.e. how long appends were stalled (a moment Postgres does not answer counts as stalled)."""
+        end = time.monotonic() + seconds
+        last_seq, since, longest = None, time.monotonic(), 0.0
+        conn = None
+        try:
+            while True:
+                now = time.monotonic()
+                seq = last_seq
+                try:
+                    if conn is None:
+                        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
+                    seq = conn.execute("SELECT seq FROM log_head").fetchone()[0]
+                except Exception:  # noqa: BLE001 - down or restarting: not moving
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+                if seq != last_seq:
+                    last_seq, since = seq, now
+                longest = max(longest, now - since)
+                if now >= end:
+                    return round(longest, 2)
+                time.sleep(min(interval, end - now))
+        finally:
+            if conn is not None:
+                conn.close()
+
     def logs(self, lines: int = 40) -> str:
         parts = []
         for p in self.processes():

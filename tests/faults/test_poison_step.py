@@ -60,7 +60,11 @@ def test_poison_step_is_terminated_after_max_deliveries(tmp_path):
             after = next((s for s in run["step_runs"] if s["step_id"] == "after"), None)
             assert after is None or after["status"] in ("cancelled", "skipped", "pending"), after
         crashes = [e for e in fault_log(log) if e["fault"] == "runner_poison"]
-        assert len(crashes) == 5 * len(poisoned), f"{len(crashes)} runner crashes for {len(poisoned)} poison steps"
+        # each delivery crashes the runner that takes it, unless that runner already died of another
+        # poison dispatch fetched in the same batch: at most 5 (RUNNER_MAX_DELIVER) crashes per step
+        for run_id in poisoned:
+            n = sum(e["detail"].startswith(run_id + ":") for e in crashes)
+            assert 1 <= n <= 5, f"{run_id}: {n} runner crashes"
         assert "/poison" not in {q["path"] for q in c.target.requests}, "the poison step never gets to its call"
         load.wait_submitted()
         rep_load = load.join()

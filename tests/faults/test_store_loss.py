@@ -46,6 +46,7 @@ def test_nats_store_deleted_and_reconciled_from_postgres(tmp_path):
                           interval=0.5, message="a reconciliation sweep")
         load.wait_submitted()
         rep_load = load.join()
+        sweeps = sum(c.log_counts("reconciliation sweep:").values())   # every sweep is done once runs finished
         quiesce_schedules(c, w)
         default = default_duplicate_rule(c)
 

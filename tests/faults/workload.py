@@ -31,6 +31,7 @@ before the invariants are checked).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -156,8 +157,9 @@ class Load:
             self.submitted_event.set()
 
     def stop_submitting(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.gen.stop_submitting.set)
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):   # the loop just ended: nothing left to stop
+                self._loop.call_soon_threadsafe(self.gen.stop_submitting.set)
 
     def wait_submitted(self, timeout: float = 600.0) -> None:
         assert self.submitted_event.wait(timeout), "the load generator did not finish submitting"
