@@ -86,25 +86,18 @@ class EventLog:
         try:
             async with self.pool.connection() as conn:
                 # BEGIN, the projection writes, wf_append and COMMIT go to the server in one
-                # pipeline with a single Sync at the end (not conn.transaction(), which syncs before
-                # COMMIT to check for errors): wf_append takes the log's global head lock, and
-                # nothing between it and COMMIT waits on this process, so a frozen client cannot
-                # sit on that lock and stall every writer of the deployment.
-                try:
-                    async with conn.pipeline():
-                        await conn.execute("BEGIN")
+                # pipeline flush: wf_append takes the log's global head lock, and nothing between
+                # it and COMMIT waits on this process, so a frozen or killed client can never sit
+                # on that lock and stall every writer of the deployment.
+                async with conn.pipeline():
+                    async with conn.transaction():
                         if project is not None:
                             await project(conn, pending)
                         cur = await conn.execute(
                             "SELECT o_seq, o_hash FROM wf_append(%s, %s, %s, %s::jsonb)",
                             (stream, expected_version, tenant, wire(items, now)),
                         )
-                        await conn.execute("COMMIT")
-                    rows = await cur.fetchall()
-                except BaseException:
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        await conn.execute("ROLLBACK")
-                    raise
+                rows = await cur.fetchall()
         except psycopg.Error as exc:
             if is_conflict(exc):
                 raise ConcurrencyConflict(str(exc)) from exc
